@@ -1,0 +1,1 @@
+"""API keys: format, storage, the Bearer authenticator and the session API that manages them."""

@@ -1,0 +1,154 @@
+"""The Bearer authenticator of ``/api/v1`` and the scope requirement every route declares.
+
+Every failure is the same 401: the body never says whether the key was malformed,
+unknown, revoked or expired. There is no cache of keys: each request does one indexed
+lookup, so a revocation is seen by the very next request on every process.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from wacrm.api_keys import repository
+from wacrm.api_keys.scopes import Scope
+from wacrm.api_keys.secret import KEY_LENGTH, hash_key, is_well_formed
+from wacrm.kit.clock import utcnow
+from wacrm.kit.db import DbSession, get_database
+from wacrm.kit.errors import Forbidden, RateLimited, Unauthorized
+from wacrm.kit.http import client_ip
+from wacrm.kit.ratelimit import RateLimiter, RateLimitStatus
+from wacrm.settings import Settings
+
+# One or more spaces between scheme and token; anything after the token is an error.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(\S+)")
+_MAX_HEADER = KEY_LENGTH + 64
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """An authenticated API key: the account it belongs to and what it may do."""
+
+    key_id: uuid.UUID
+    account_id: uuid.UUID
+    account_name: str
+    key_name: str
+    prefix: str
+    scopes: frozenset[str]
+    expires_at: datetime | None
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header or len(header) > _MAX_HEADER:
+        return None
+    header = header.strip()
+    if header.startswith("wacrm_") and " " not in header:
+        return header
+    match = _BEARER.fullmatch(header)
+    return match.group(1) if match else None
+
+
+class _LastUsedWriter:
+    """Keeps ``last_used_at`` writes to about one a minute per key, whatever the traffic."""
+
+    def __init__(self) -> None:
+        self._written: dict[uuid.UUID, float] = {}
+
+    def due(self, record: repository.AuthRecord, now: datetime, interval: int) -> bool:
+        if record.last_used_at is not None and now - record.last_used_at < timedelta(
+            seconds=interval
+        ):
+            return False
+        last = self._written.get(record.key_id)
+        return last is None or time.monotonic() - last >= interval
+
+    def mark(self, key_id: uuid.UUID) -> None:
+        if len(self._written) > 100_000:
+            self._written.clear()
+        self._written[key_id] = time.monotonic()
+
+
+_last_used = _LastUsedWriter()
+
+
+def _limit(request: Request, status: RateLimitStatus) -> RateLimitStatus:
+    request.state.rate_limit = status  # read back by RateLimitHeadersMiddleware
+    return status
+
+
+async def authenticate(request: Request, session: DbSession) -> ApiPrincipal:
+    settings: Settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.rate_limiter
+    ip = client_ip(request)
+    per_ip = settings.auth_failures_per_minute
+
+    blocked = await limiter.peek("auth-fail", ip, per_ip)
+    if not blocked.allowed:
+        _limit(request, blocked)
+        raise RateLimited("Too many failed authentications from this address; retry later.")
+
+    principal = await _lookup(request, session, settings)
+    if principal is None:
+        failure = _limit(request, await limiter.hit("auth-fail", ip, per_ip))
+        if not failure.allowed:
+            raise RateLimited("Too many failed authentications from this address; retry later.")
+        raise Unauthorized()
+
+    status = _limit(
+        request,
+        await limiter.hit("api-key", str(principal.key_id), settings.rate_limit_per_minute),
+    )
+    if not status.allowed:
+        raise RateLimited("Rate limit exceeded for this API key; retry later.")
+    return principal
+
+
+async def _lookup(request: Request, session: DbSession, settings: Settings) -> ApiPrincipal | None:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None or not is_well_formed(token):
+        return None  # rejected without touching the database
+    record = await repository.find_for_auth(session, hash_key(token))
+    now = utcnow()
+    if record is None or record.revoked_at is not None:
+        return None
+    if record.expires_at is not None and record.expires_at <= now:
+        return None
+    interval = settings.last_used_write_interval_seconds
+    if _last_used.due(record, now, interval):
+        _last_used.mark(record.key_id)
+        async with get_database(request).sessions() as own:
+            await repository.touch_last_used(
+                own, record.key_id, now, now - timedelta(seconds=interval)
+            )
+            await own.commit()
+    return ApiPrincipal(
+        key_id=record.key_id,
+        account_id=record.account_id,
+        account_name=record.account_name,
+        key_name=record.name,
+        prefix=record.prefix,
+        scopes=frozenset(record.scopes),
+        expires_at=record.expires_at,
+    )
+
+
+AnyKey = Annotated[ApiPrincipal, Depends(authenticate)]
+
+
+def require_scope(scope: Scope) -> Callable[[ApiPrincipal], Awaitable[ApiPrincipal]]:
+    """A dependency that admits keys holding ``scope``; the scope is readable by tests."""
+
+    async def check(principal: AnyKey) -> ApiPrincipal:
+        if scope.value not in principal.scopes:
+            raise Forbidden(f"This API key lacks the required scope '{scope.value}'.")
+        return principal
+
+    check.required_scope = scope  # type: ignore[attr-defined]
+    return check

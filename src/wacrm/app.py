@@ -1,0 +1,128 @@
+"""Builds the FastAPI application: routers, middleware, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wacrm import __version__
+from wacrm.accounts.routes import router as auth_router
+from wacrm.api_keys.routes import session_router as api_keys_session_router
+from wacrm.api_keys.routes import v1_router as api_keys_v1_router
+from wacrm.audit.routes import router as audit_router
+from wacrm.kit.body_limit import BodyLimitMiddleware
+from wacrm.kit.db import Database
+from wacrm.kit.errors import AppError, error_envelope
+from wacrm.kit.ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from wacrm.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "rate_limited",
+}
+
+API_DESCRIPTION = """
+wacrm's public REST API. Authenticate with an API key:
+`Authorization: Bearer wacrm_live_...`. Each endpoint names the one scope it needs.
+Success bodies are `{"data": ...}`; errors are `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.database.dispose()
+
+    app = FastAPI(
+        title="wacrm",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = Database(settings.database_url)
+    app.state.rate_limiter = RateLimiter(settings.redis_url)
+
+    app.include_router(auth_router)
+    app.include_router(api_keys_session_router)
+    app.include_router(audit_router)
+    app.include_router(api_keys_v1_router, prefix="/api/v1")
+    _add_health_routes(app)
+    _add_error_handlers(app)
+
+    app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _add_health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], response_class=PlainTextResponse)
+    async def healthz() -> str:
+        """The process is up."""
+        return "ok"
+
+    @app.get("/readyz", tags=["operations"], response_class=PlainTextResponse)
+    async def readyz(request: Request) -> PlainTextResponse:
+        """The database answers."""
+        try:
+            async with request.app.state.database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            logger.warning("readiness check failed: %s", exc)
+            return PlainTextResponse("database unavailable", status_code=503)
+        return PlainTextResponse("ok")
+
+
+def _json_error(
+    status: int, code: str, message: str, details: Any = None, headers: Any = None
+) -> JSONResponse:
+    return JSONResponse(error_envelope(code, message, details), status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(exc.envelope(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {
+                "field": ".".join(str(part) for part in error.get("loc", ())),
+                "message": str(error.get("msg", "invalid")),
+            }
+            for error in exc.errors()
+        ]
+        return _json_error(400, "bad_request", "The request is not valid.", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        message = {404: "No such route.", 405: "Method not allowed on this route."}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return _json_error(exc.status_code, code, message, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return _json_error(500, "internal", "Internal error; it has been logged.")

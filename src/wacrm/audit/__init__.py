@@ -1,0 +1,1 @@
+"""The account's audit log: who changed its keys (and later team and settings), when, from where."""

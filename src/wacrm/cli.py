@@ -1,0 +1,253 @@
+"""The ``wacrm`` command: run, migrate, bootstrap and operate the service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wacrm.accounts import repository as accounts_repository
+from wacrm.accounts import service as accounts_service
+from wacrm.api_keys import service as keys_service
+from wacrm.api_keys.schemas import ApiKeyOut
+from wacrm.api_keys.scopes import ALL_SCOPES
+from wacrm.audit.service import CLI_ACTOR
+from wacrm.kit.clock import utcnow
+from wacrm.kit.db import Database
+from wacrm.kit.errors import AppError
+from wacrm.models import ApiKey, Role
+from wacrm.settings import get_settings
+
+app = typer.Typer(help="wacrm: a self-hosted WhatsApp CRM backend.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Accounts and their members.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed transaction; AppErrors become a clean exit 1."""
+
+    async def run() -> T:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.sessions() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _key_json(key: ApiKey) -> dict[str, Any]:
+    return ApiKeyOut.of(key, utcnow()).model_dump(mode="json")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations (the same ones on SQLite and PostgreSQL)."""
+    from alembic import command
+    from alembic.config import Config
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", settings.database_url)
+    command.upgrade(config, revision)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="API processes")] = 1,
+) -> None:
+    """Run the HTTP server."""
+    import uvicorn
+
+    uvicorn.run(
+        "wacrm.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: str,
+    owner_email: Annotated[str, typer.Option(help="The owner's login email")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an account and its owner; the owner's password is printed once."""
+    created = _in_transaction(lambda s: accounts_service.create_account(s, name, owner_email))
+    payload = {
+        "account": {"id": str(created.account.id), "name": created.account.name},
+        "owner": {"email": created.owner.email, "password": created.password},
+    }
+    if as_json:
+        _print_json(payload)
+    else:
+        typer.echo(f"account {created.account.id} ({created.account.name})")
+        typer.echo(f"owner   {created.owner.email}  password: {created.password}  (shown once)")
+
+
+@accounts_app.command("add-member")
+def accounts_add_member(
+    account: Annotated[uuid.UUID, typer.Option(help="Account id")],
+    email: Annotated[str, typer.Option(help="The member's login email")],
+    role: Annotated[Role, typer.Option(help="admin, agent or viewer")] = Role.AGENT,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a new user to an account with a role; their password is printed once."""
+
+    async def work(session: AsyncSession) -> tuple[str, str]:
+        if await accounts_repository.get_account(session, account) is None:
+            raise AppError("No such account.")
+        user, password = await accounts_service.create_user(session, email)
+        await accounts_service.add_member(session, account, user.id, role)
+        return user.email, password
+
+    email, password = _in_transaction(work)
+    if as_json:
+        _print_json({"member": {"email": email, "role": role.value, "password": password}})
+    else:
+        typer.echo(f"{role.value} {email}  password: {password}  (shown once)")
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[uuid.UUID, typer.Option(help="Account id")],
+    name: Annotated[str, typer.Option(help="1-80 characters")],
+    scope: Annotated[list[str] | None, typer.Option(help="Repeat for each scope")] = None,
+    expires_in_days: Annotated[int | None, typer.Option(help="1-365; omit: never")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key; the plaintext is printed this once."""
+
+    async def work(session: AsyncSession) -> keys_service.CreatedKey:
+        if await accounts_repository.get_account(session, account) is None:
+            raise AppError("No such account.")
+        return await keys_service.create_key(
+            session,
+            account_id=account,
+            actor=CLI_ACTOR,
+            name=name,
+            scopes=scope or [],
+            expires_in_days=expires_in_days,
+        )
+
+    created = _in_transaction(work)
+    if as_json:
+        _print_json({"key": _key_json(created.key), "plaintext": created.plaintext})
+    else:
+        typer.echo(f"key {created.key.id} ({created.key.prefix}…)")
+        typer.echo(f"secret: {created.plaintext}  (shown once: store it now)")
+
+
+@keys_app.command("list")
+def keys_list(
+    account: Annotated[uuid.UUID, typer.Option(help="Account id")], as_json: JsonFlag = False
+) -> None:
+    """The account's key roster (no secrets)."""
+    rows = _in_transaction(lambda s: keys_service.roster(s, account))
+    now = utcnow()
+    keys = [ApiKeyOut.of_row(row, now).model_dump(mode="json") for row in rows]
+    if as_json:
+        _print_json({"keys": keys})
+        return
+    for key in keys:
+        scopes = ",".join(key["scopes"]) or "(no scopes)"
+        typer.echo(f"{key['id']}  {key['status']:<8} {key['prefix']}  {key['name']}  {scopes}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: uuid.UUID, as_json: JsonFlag = False) -> None:
+    """Revoke a key at once (every process sees it on the next request)."""
+
+    async def work(session: AsyncSession) -> ApiKey:
+        key = await session.get(ApiKey, key_id)
+        if key is None:
+            raise AppError("No such API key.")
+        return await keys_service.revoke_key(
+            session, account_id=key.account_id, key_id=key_id, actor=CLI_ACTOR
+        )
+
+    key = _in_transaction(work)
+    if as_json:
+        _print_json({"key": _key_json(key)})
+    else:
+        typer.echo(f"revoked {key.id} ({key.prefix})")
+
+
+@app.command()
+def demo(as_json: JsonFlag = False) -> None:
+    """Create the demo account and a demo key with every scope, once (embedded default)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any] | None:
+        if await accounts_repository.count_accounts(session) > 0:
+            return None
+        created = await accounts_service.create_account(session, "Demo Co", "demo@example.com")
+        key = await keys_service.create_key(
+            session,
+            account_id=created.account.id,
+            actor=CLI_ACTOR,
+            name="demo key",
+            scopes=ALL_SCOPES,
+        )
+        return {
+            "account": {"id": str(created.account.id), "name": created.account.name},
+            "owner": {"email": created.owner.email, "password": created.password},
+            "key": _key_json(key.key),
+            "plaintext": key.plaintext,
+        }
+
+    payload = _in_transaction(work)
+    if as_json:
+        _print_json(payload or {})
+        return
+    if payload is None:
+        typer.echo("Accounts already exist; the demo credentials were printed on first start.")
+        typer.echo("New key: wacrm keys create --account <id> --name <name> --scope <scope>")
+        return
+    settings = get_settings()
+    typer.echo(
+        "\n".join(
+            [
+                "",
+                "  Demo account created. These are shown once: save them now.",
+                f"  Dashboard login: {payload['owner']['email']} / {payload['owner']['password']}",
+                f"  API key (all scopes): {payload['plaintext']}",
+                f"  Try: curl -H 'Authorization: Bearer {payload['plaintext']}' "
+                f"{settings.public_base_url}/api/v1/me",
+                "",
+            ]
+        )
+    )
