@@ -1,0 +1,1 @@
+"""Outbound webhooks: registration, URL safety and delivery."""
