@@ -21,6 +21,7 @@ from wacrm.audit.routes import router as audit_router
 from wacrm.kit.body_limit import BodyLimitMiddleware
 from wacrm.kit.db import Database
 from wacrm.kit.errors import AppError, error_envelope
+from wacrm.kit.openapi import without_framework_422
 from wacrm.kit.ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from wacrm.settings import Settings, get_settings
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_v1_router, prefix="/api/v1")
     _add_health_routes(app)
     _add_error_handlers(app)
+    _declare_400_not_422(app)
 
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -90,6 +92,17 @@ def _add_health_routes(app: FastAPI) -> None:
             logger.warning("readiness check failed: %s", exc)
             return PlainTextResponse("database unavailable", status_code=503)
         return PlainTextResponse("ok")
+
+
+def _declare_400_not_422(app: FastAPI) -> None:
+    framework_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = without_framework_422(framework_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _json_error(

@@ -96,6 +96,7 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
+        access_log=False,
         log_level="info",
     )
 

@@ -21,7 +21,7 @@ from wacrm.api_keys import repository
 from wacrm.api_keys.scopes import Scope
 from wacrm.api_keys.secret import KEY_LENGTH, hash_key, is_well_formed
 from wacrm.kit.clock import utcnow
-from wacrm.kit.db import DbSession, get_database
+from wacrm.kit.db import get_database
 from wacrm.kit.errors import Forbidden, RateLimited, Unauthorized
 from wacrm.kit.http import client_ip
 from wacrm.kit.ratelimit import RateLimiter, RateLimitStatus
@@ -83,7 +83,7 @@ def _limit(request: Request, status: RateLimitStatus) -> RateLimitStatus:
     return status
 
 
-async def authenticate(request: Request, session: DbSession) -> ApiPrincipal:
+async def authenticate(request: Request) -> ApiPrincipal:
     settings: Settings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
     ip = client_ip(request)
@@ -94,7 +94,7 @@ async def authenticate(request: Request, session: DbSession) -> ApiPrincipal:
         _limit(request, blocked)
         raise RateLimited("Too many failed authentications from this address; retry later.")
 
-    principal = await _lookup(request, session, settings)
+    principal = await _lookup(request, settings)
     if principal is None:
         failure = _limit(request, await limiter.hit("auth-fail", ip, per_ip))
         if not failure.allowed:
@@ -110,11 +110,13 @@ async def authenticate(request: Request, session: DbSession) -> ApiPrincipal:
     return principal
 
 
-async def _lookup(request: Request, session: DbSession, settings: Settings) -> ApiPrincipal | None:
+async def _lookup(request: Request, settings: Settings) -> ApiPrincipal | None:
     token = bearer_token(request.headers.get("authorization"))
     if token is None or not is_well_formed(token):
         return None  # rejected without touching the database
-    record = await repository.find_for_auth(session, hash_key(token))
+    database = get_database(request)
+    async with database.autocommit.connect() as connection:
+        record = await repository.find_for_auth(connection, hash_key(token))
     now = utcnow()
     if record is None or record.revoked_at is not None:
         return None
@@ -123,7 +125,7 @@ async def _lookup(request: Request, session: DbSession, settings: Settings) -> A
     interval = settings.last_used_write_interval_seconds
     if _last_used.due(record, now, interval):
         _last_used.mark(record.key_id)
-        async with get_database(request).sessions() as own:
+        async with database.sessions() as own:
             await repository.touch_last_used(
                 own, record.key_id, now, now - timedelta(seconds=interval)
             )

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from wacrm.models import Account, ApiKey, User
@@ -40,23 +40,26 @@ def _account_keys(account_id: uuid.UUID) -> Select[Any]:
     return select(ApiKey).where(ApiKey.account_id == account_id)
 
 
-async def find_for_auth(session: AsyncSession, key_hash: str) -> AuthRecord | None:
-    statement = (
-        select(
-            ApiKey.id,
-            ApiKey.account_id,
-            Account.name,
-            ApiKey.name,
-            ApiKey.prefix,
-            ApiKey.scopes,
-            ApiKey.expires_at,
-            ApiKey.revoked_at,
-            ApiKey.last_used_at,
-        )
-        .join(Account, Account.id == ApiKey.account_id)
-        .where(ApiKey.key_hash == key_hash)
+_AUTH_LOOKUP = (
+    select(
+        ApiKey.id,
+        ApiKey.account_id,
+        Account.name,
+        ApiKey.name,
+        ApiKey.prefix,
+        ApiKey.scopes,
+        ApiKey.expires_at,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
     )
-    row = (await session.execute(statement)).one_or_none()
+    .join(Account, Account.id == ApiKey.account_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
+
+
+async def find_for_auth(connection: AsyncConnection, key_hash: str) -> AuthRecord | None:
+    """One indexed lookup by hash, outside any transaction (a single round trip)."""
+    row = (await connection.execute(_AUTH_LOOKUP, {"key_hash": key_hash})).one_or_none()
     return None if row is None else AuthRecord(*row)
 
 

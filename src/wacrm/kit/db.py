@@ -63,15 +63,19 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
-        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        # No pre-ping: it costs a round trip per request. After a database restart the
+        # first failing connection invalidates the whole pool, so only in-flight work errs.
+        options: dict[str, Any] = {"echo": echo}
         if url.startswith("sqlite"):
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=10, max_overflow=20)
+            options.update(pool_size=20, max_overflow=20, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Single reads that need no transaction (the API-key lookup): one round trip.
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_postgres(self) -> bool:

@@ -104,5 +104,5 @@ class Paginator:
         try:
             moment, row_id = json.loads(payload)
             return Position(as_utc(datetime.fromisoformat(moment)), uuid.UUID(row_id))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError):  # e.g. a number where the id belongs
             raise invalid from None
