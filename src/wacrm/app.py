@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wacrm import __version__
 from wacrm.accounts.routes import router as auth_router
+from wacrm.api_keys.cache import KeyCache, KeyChangeListener
 from wacrm.api_keys.routes import session_router as api_keys_session_router
 from wacrm.api_keys.routes import v1_router as api_keys_v1_router
 from wacrm.audit.routes import router as audit_router
@@ -50,7 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        listener = None
+        if app.state.database.is_postgres:
+            listener = KeyChangeListener(settings.database_url, app.state.key_cache)
+            listener.start()
         yield
+        if listener is not None:
+            await listener.stop()
         await app.state.database.dispose()
 
     app = FastAPI(
@@ -62,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = Database(settings.database_url)
     app.state.rate_limiter = RateLimiter(settings.redis_url)
+    app.state.key_cache = KeyCache()
 
     app.include_router(auth_router)
     app.include_router(api_keys_session_router)

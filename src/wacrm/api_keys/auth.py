@@ -1,8 +1,8 @@
 """The Bearer authenticator of ``/api/v1`` and the scope requirement every route declares.
 
 Every failure is the same 401: the body never says whether the key was malformed,
-unknown, revoked or expired. There is no cache of keys: each request does one indexed
-lookup, so a revocation is seen by the very next request on every process.
+unknown, revoked or expired. Lookups go through ``KeyCache``, which is on only while
+PostgreSQL LISTEN/NOTIFY can tell this process about every revocation (see cache.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from wacrm.api_keys import repository
+from wacrm.api_keys.cache import KeyCache
 from wacrm.api_keys.scopes import Scope
 from wacrm.api_keys.secret import KEY_LENGTH, hash_key, is_well_formed
 from wacrm.kit.clock import utcnow
@@ -115,8 +116,15 @@ async def _lookup(request: Request, settings: Settings) -> ApiPrincipal | None:
     if token is None or not is_well_formed(token):
         return None  # rejected without touching the database
     database = get_database(request)
-    async with database.autocommit.connect() as connection:
-        record = await repository.find_for_auth(connection, hash_key(token))
+    cache: KeyCache = request.app.state.key_cache
+    key_hash = hash_key(token)
+    record = cache.get(key_hash)
+    if record is None:
+        version = cache.version
+        async with database.autocommit.connect() as connection:
+            record = await repository.find_for_auth(connection, key_hash)
+        if record is not None and record.revoked_at is None:
+            cache.put(key_hash, record, version)
     now = utcnow()
     if record is None or record.revoked_at is not None:
         return None
