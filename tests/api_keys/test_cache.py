@@ -1,4 +1,4 @@
-"""The API-key cache is on only while LISTEN/NOTIFY can invalidate it, and never outlives a revoke."""
+"""The API-key cache is on only while LISTEN/NOTIFY can invalidate it (never past a revoke)."""
 
 from __future__ import annotations
 
