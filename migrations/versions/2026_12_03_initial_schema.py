@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b056a03f75fa
+Revision ID: 57a697cff5f6
 Revises:
-Create Date: 2026-12-03 15:46:13.410659
+Create Date: 2026-12-03 15:58:03.613272
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import wacrm.kit.db
 
-revision: str = "b056a03f75fa"
+revision: str = "57a697cff5f6"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -27,6 +27,21 @@ def upgrade() -> None:
         sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
     )
+    op.create_table(
+        "inbound_payloads",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("received_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_payloads")),
+    )
+    with op.batch_alter_table("inbound_payloads", schema=None) as batch_op:
+        batch_op.create_index("ix_inbound_payloads_due", ["state", "next_attempt_at"], unique=False)
+
     op.create_table(
         "users",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -114,6 +129,83 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "channels",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("phone_number_id", sa.String(length=64), nullable=False),
+        sa.Column("waba_id", sa.String(length=64), nullable=False),
+        sa.Column("display_phone", sa.String(length=32), nullable=False),
+        sa.Column("access_token_encrypted", sa.Text(), nullable=False),
+        sa.Column("app_secret_encrypted", sa.Text(), nullable=False),
+        sa.Column("verify_token", sa.String(length=128), nullable=False),
+        sa.Column("is_default", sa.Boolean(), nullable=False),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_channels_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channels")),
+        sa.UniqueConstraint("phone_number_id", name=op.f("uq_channels_phone_number_id")),
+    )
+    with op.batch_alter_table("channels", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_channels_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(
+            "uq_channels_one_default",
+            ["account_id"],
+            unique=True,
+            sqlite_where=sa.text("is_default"),
+            postgresql_where=sa.text("is_default"),
+        )
+
+    op.create_table(
+        "contacts",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("phone", sa.String(length=20), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=True),
+        sa.Column("profile_name", sa.String(length=200), nullable=True),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("company", sa.String(length=200), nullable=True),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_contacts_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
+        sa.UniqueConstraint("account_id", "phone", name=op.f("uq_contacts_account_id_phone")),
+    )
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_contacts_account_created", ["account_id", "created_at", "id"], unique=False
+        )
+
+    op.create_table(
+        "events",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("type", sa.String(length=48), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("occurred_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_events_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_events_account_occurred", ["account_id", "occurred_at"], unique=False
+        )
+
+    op.create_table(
         "login_sessions",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -167,11 +259,190 @@ def upgrade() -> None:
             postgresql_where=sa.text("role = 'owner'"),
         )
 
+    op.create_table(
+        "tags",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("name_key", sa.String(length=64), nullable=False),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_tags_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")),
+        sa.UniqueConstraint("account_id", "name_key", name=op.f("uq_tags_account_id_name_key")),
+    )
+    op.create_table(
+        "contact_tags",
+        sa.Column("contact_id", sa.Uuid(), nullable=False),
+        sa.Column("tag_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+            name=op.f("fk_contact_tags_contact_id_contacts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tag_id"], ["tags.id"], name=op.f("fk_contact_tags_tag_id_tags"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("contact_id", "tag_id", name=op.f("pk_contact_tags")),
+    )
+    with op.batch_alter_table("contact_tags", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_contact_tags_tag_id"), ["tag_id"], unique=False)
+
+    op.create_table(
+        "conversations",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("contact_id", sa.Uuid(), nullable=False),
+        sa.Column("channel_id", sa.Uuid(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("unread_count", sa.Integer(), nullable=False),
+        sa.Column("last_inbound_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_message_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_conversations_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["channels.id"],
+            name=op.f("fk_conversations_channel_id_channels"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+            name=op.f("fk_conversations_contact_id_contacts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversations")),
+        sa.UniqueConstraint(
+            "account_id", "contact_id", name=op.f("uq_conversations_account_id_contact_id")
+        ),
+    )
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversations_account_created", ["account_id", "created_at", "id"], unique=False
+        )
+
+    op.create_table(
+        "messages",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("conversation_id", sa.Uuid(), nullable=False),
+        sa.Column("contact_id", sa.Uuid(), nullable=False),
+        sa.Column("channel_id", sa.Uuid(), nullable=True),
+        sa.Column("direction", sa.String(length=8), nullable=False),
+        sa.Column("type", sa.String(length=24), nullable=False),
+        sa.Column("content", sa.JSON(), nullable=False),
+        sa.Column("wamid", sa.String(length=255), nullable=True),
+        sa.Column("reply_to_wamid", sa.String(length=255), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("error", sa.JSON(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("read_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("failed_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_messages_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["channels.id"],
+            name=op.f("fk_messages_channel_id_channels"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+            name=op.f("fk_messages_contact_id_contacts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_messages_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
+        sa.UniqueConstraint("wamid", name=op.f("uq_messages_wamid")),
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_messages_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(
+            "ix_messages_conversation_created",
+            ["conversation_id", "created_at", "id"],
+            unique=False,
+        )
+        batch_op.create_index("ix_messages_retry_due", ["status", "next_attempt_at"], unique=False)
+
+    op.create_table(
+        "message_status_updates",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("message_id", sa.Uuid(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("occurred_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("raw", sa.JSON(), nullable=False),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_message_status_updates_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_message_status_updates_message_id_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_message_status_updates")),
+    )
+    with op.batch_alter_table("message_status_updates", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_message_status_updates_message_id"), ["message_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("message_status_updates", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_message_status_updates_message_id"))
+
+    op.drop_table("message_status_updates")
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_retry_due")
+        batch_op.drop_index("ix_messages_conversation_created")
+        batch_op.drop_index(batch_op.f("ix_messages_account_id"))
+
+    op.drop_table("messages")
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversations_account_created")
+
+    op.drop_table("conversations")
+    with op.batch_alter_table("contact_tags", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contact_tags_tag_id"))
+
+    op.drop_table("contact_tags")
+    op.drop_table("tags")
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_memberships_one_owner",
@@ -181,6 +452,23 @@ def downgrade() -> None:
 
     op.drop_table("memberships")
     op.drop_table("login_sessions")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_account_occurred")
+
+    op.drop_table("events")
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_index("ix_contacts_account_created")
+
+    op.drop_table("contacts")
+    with op.batch_alter_table("channels", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_channels_one_default",
+            sqlite_where=sa.text("is_default"),
+            postgresql_where=sa.text("is_default"),
+        )
+        batch_op.drop_index(batch_op.f("ix_channels_account_id"))
+
+    op.drop_table("channels")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_account_created")
 
@@ -190,5 +478,9 @@ def downgrade() -> None:
 
     op.drop_table("api_keys")
     op.drop_table("users")
+    with op.batch_alter_table("inbound_payloads", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbound_payloads_due")
+
+    op.drop_table("inbound_payloads")
     op.drop_table("accounts")
     # ### end Alembic commands ###

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +34,33 @@ class Settings(BaseSettings):
     session_ttl_hours: int = Field(24 * 7, ge=1, description="dashboard session lifetime")
     last_used_write_interval_seconds: int = Field(60, ge=1, description="last_used_at granularity")
 
+    # WhatsApp Cloud API (Meta) and the built-in sandbox that stands in for it.
+    graph_base_url: str = Field("https://graph.facebook.com", description="Meta Graph API base")
+    graph_api_version: str = Field("v21.0", description="Graph API version in request paths")
+    meta_app_secret: str | None = Field(None, description="Meta app secret (webhook signatures)")
+    meta_verify_token: str | None = Field(None, description="webhook handshake verify token")
+    whatsapp_messages_per_second: float = Field(80, gt=0, description="send throttle per number")
+    whatsapp_timeout_seconds: float = Field(15, gt=0, description="Cloud API request timeout")
+    whatsapp_retry_base_seconds: float = Field(
+        2, gt=0, description="first retry delay after 130429 or 5xx; doubles each time"
+    )
+    sandbox_enabled: bool = Field(
+        True, description="mount the WhatsApp sandbox in-process at /sandbox (not in production)"
+    )
+    sandbox_base_url: str = Field("", description="Graph base URL of the sandbox; default ours")
+    sandbox_access_token: str = Field("", description="token the sandbox accepts; derived")
+    sandbox_app_secret: str = Field("", description="secret the sandbox signs with; derived")
+    sandbox_webhook_url: str = Field("", description="where the sandbox posts webhooks")
+    sandbox_status_delay_seconds: float = Field(0.2, ge=0, description="between status callbacks")
+    sandbox_duplicate_statuses: bool = Field(False, description="post every status twice")
+    sandbox_reorder_statuses: bool = Field(False, description="post statuses in reverse order")
+    sandbox_messages_per_second: float = Field(
+        1000, gt=0, description="sandbox throughput per number before 130429"
+    )
+    sandbox_templates_file: Path | None = Field(None, description="JSON list of templates")
+    worker_in_process: bool = Field(True, description="run the worker inside `wacrm serve`")
+    worker_poll_seconds: float = Field(0.5, gt=0, description="idle worker poll interval")
+
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
         if not self.database_url:
@@ -40,6 +69,13 @@ class Settings(BaseSettings):
             if self.env == "production":
                 raise ValueError("WACRM_SECRET_KEY is required when WACRM_ENV=production")
             self.secret_key = _persisted_secret(self.var_dir / "secret_key")
+        if self.env == "production":
+            self.sandbox_enabled = False
+        base = self.public_base_url.rstrip("/")
+        self.sandbox_base_url = self.sandbox_base_url or f"{base}/sandbox"
+        self.sandbox_webhook_url = self.sandbox_webhook_url or f"{base}/webhooks/whatsapp"
+        self.sandbox_access_token = self.sandbox_access_token or _derived(self, b"sandbox-token")
+        self.sandbox_app_secret = self.sandbox_app_secret or _derived(self, b"sandbox-secret")
         return self
 
     @property
@@ -49,6 +85,11 @@ class Settings(BaseSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.env == "production"
+
+
+def _derived(settings: Settings, purpose: bytes) -> str:
+    digest = hmac.new(settings.secret_key.encode(), purpose, hashlib.sha256).hexdigest()
+    return f"sbx_{digest[:40]}"
 
 
 def _persisted_secret(path: Path) -> str:

@@ -83,7 +83,9 @@ async def get_key(session: AsyncSession, account_id: uuid.UUID, key_id: uuid.UUI
     return key
 
 
-async def roster(session: AsyncSession, account_id: uuid.UUID) -> list[RosterRow]:
+async def roster(
+    session: AsyncSession, account_id: uuid.UUID, key_id: uuid.UUID | None = None
+) -> list[RosterRow]:
     creator, revoker = aliased(User), aliased(User)
     statement = (
         select(ApiKey, creator.email, revoker.email)
@@ -92,7 +94,17 @@ async def roster(session: AsyncSession, account_id: uuid.UUID) -> list[RosterRow
         .outerjoin(revoker, revoker.id == ApiKey.revoked_by_id)
         .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
     )
+    if key_id is not None:
+        statement = statement.where(ApiKey.id == key_id)
     return [RosterRow(*row) for row in (await session.execute(statement)).all()]
+
+
+async def roster_entry(
+    session: AsyncSession, account_id: uuid.UUID, key_id: uuid.UUID
+) -> RosterRow | None:
+    """One key as the roster shows it (with who created and who revoked it)."""
+    rows = await roster(session, account_id, key_id)
+    return rows[0] if rows else None
 
 
 async def mark_revoked(

@@ -70,7 +70,9 @@ async def revoke_key(
     key = await service.revoke_key(
         session, account_id=member.account_id, key_id=key_id, actor=member.actor
     )
-    return Data(data=ApiKeyOut.of(key, utcnow(), revoked_by_email=member.email))
+    # As the roster shows it: who created the key is not who revoked it.
+    entry = await service.roster_entry(session, member.account_id, key.id)
+    return Data(data=ApiKeyOut.of_row(entry, utcnow()))
 
 
 @session_router.post(
@@ -94,12 +96,13 @@ async def roll_key(
         actor=member.actor,
         grace_period_hours=(body or ApiKeyRoll()).grace_period_hours,
     )
+    previous = await service.roster_entry(session, member.account_id, old.id)
     now = utcnow()
     return Data(
         data=ApiKeyRolled(
             key=ApiKeyOut.of(created.key, now, member.email),
             plaintext=created.plaintext,
-            previous=ApiKeyOut.of(old, now),
+            previous=ApiKeyOut.of_row(previous, now),
         )
     )
 

@@ -84,7 +84,10 @@ def resolve_expiry(
         raise field_error("expires_at", "must be an ISO-8601 date-time") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise field_error("expires_at", "must carry a UTC offset, e.g. 2027-01-31T12:00:00Z")
-    moment = moment.astimezone(now.tzinfo)
+    try:
+        moment = moment.astimezone(now.tzinfo)
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 has no UTC equivalent
+        raise field_error("expires_at", "is out of range") from None
     if moment <= now:
         raise field_error("expires_at", "must be in the future")
     if moment > now + timedelta(days=MAX_EXPIRY_DAYS):
@@ -161,6 +164,15 @@ async def create_key(
 
 async def roster(session: AsyncSession, account_id: uuid.UUID) -> list[repository.RosterRow]:
     return await repository.roster(session, account_id)
+
+
+async def roster_entry(
+    session: AsyncSession, account_id: uuid.UUID, key_id: uuid.UUID
+) -> repository.RosterRow:
+    entry = await repository.roster_entry(session, account_id, key_id)
+    if entry is None:
+        raise NotFound("API key")
+    return entry
 
 
 async def revoke_key(

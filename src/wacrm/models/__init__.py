@@ -4,5 +4,40 @@ from wacrm.kit.db import Base
 from wacrm.models.accounts import Account, LoginSession, Membership, Role, User
 from wacrm.models.api_keys import ApiKey
 from wacrm.models.audit import AuditEvent
+from wacrm.models.channels import Channel, ChannelKind
+from wacrm.models.contacts import Contact, ContactTag, Tag
+from wacrm.models.conversations import (
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    MessageStatus,
+    MessageStatusUpdate,
+)
+from wacrm.models.events import Event
+from wacrm.models.inbox import InboundPayload, InboxState
 
-__all__ = ["Account", "ApiKey", "AuditEvent", "Base", "LoginSession", "Membership", "Role", "User"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Channel",
+    "ChannelKind",
+    "Contact",
+    "ContactTag",
+    "Conversation",
+    "ConversationStatus",
+    "Direction",
+    "Event",
+    "InboundPayload",
+    "InboxState",
+    "LoginSession",
+    "Membership",
+    "Message",
+    "MessageStatus",
+    "MessageStatusUpdate",
+    "Role",
+    "Tag",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""WhatsApp numbers (channels) of an account: Meta numbers and sandbox numbers."""

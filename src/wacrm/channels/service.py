@@ -1,0 +1,134 @@
+"""Adding numbers, choosing the default, and reading their secrets back for the client."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wacrm.channels import repository
+from wacrm.kit.crypto import decrypt, encrypt
+from wacrm.kit.errors import BadRequest, Conflict, NotFound
+from wacrm.kit.phone import phone_or_400
+from wacrm.models import Channel, ChannelKind
+from wacrm.settings import Settings
+
+
+@dataclass(frozen=True, repr=False)
+class ChannelCredentials:
+    """What the Cloud API client needs to send from a number (secrets decrypted)."""
+
+    channel_id: uuid.UUID
+    account_id: uuid.UUID
+    kind: ChannelKind
+    phone_number_id: str
+    base_url: str
+    access_token: str
+
+    def __repr__(self) -> str:
+        return f"ChannelCredentials(phone_number_id={self.phone_number_id!r})"
+
+
+def _require(value: str, field: str) -> str:
+    value = value.strip()
+    if not value or len(value) > 512 or not value.isprintable():
+        raise BadRequest(f"{field} is required (printable, up to 512 characters).")
+    return value
+
+
+async def add_channel(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    account_id: uuid.UUID,
+    kind: ChannelKind,
+    phone_number_id: str,
+    display_phone: str,
+    access_token: str,
+    app_secret: str,
+    waba_id: str = "",
+    verify_token: str | None = None,
+    make_default: bool = False,
+) -> Channel:
+    phone_number_id = _require(phone_number_id, "phone_number_id")
+    if not phone_number_id.isdigit():
+        raise BadRequest("phone_number_id is Meta's numeric id of the number.")
+    first = await repository.count_for_account(session, account_id) == 0
+    if make_default or first:
+        await repository.clear_default(session, account_id)
+    channel = Channel(
+        account_id=account_id,
+        kind=kind.value,
+        phone_number_id=phone_number_id,
+        waba_id=waba_id.strip(),
+        display_phone=phone_or_400(display_phone, "display_phone"),
+        access_token_encrypted=encrypt(settings.secret_key, _require(access_token, "access_token")),
+        app_secret_encrypted=encrypt(settings.secret_key, _require(app_secret, "app_secret")),
+        verify_token=verify_token or secrets.token_urlsafe(24),
+        is_default=make_default or first,
+    )
+    session.add(channel)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"The number {phone_number_id} is already connected.") from None
+    return channel
+
+
+async def add_sandbox_channel(
+    session: AsyncSession, settings: Settings, *, account_id: uuid.UUID
+) -> Channel:
+    """A simulated number: the sandbox accepts its token and signs with its secret."""
+    suffix = secrets.randbelow(10**4)
+    return await add_channel(
+        session,
+        settings,
+        account_id=account_id,
+        kind=ChannelKind.SANDBOX,
+        phone_number_id=str(10**14 + secrets.randbelow(9 * 10**14)),
+        display_phone=f"+1415555{suffix:04d}",
+        access_token=settings.sandbox_access_token,
+        app_secret=settings.sandbox_app_secret,
+        waba_id="sandbox",
+    )
+
+
+def credentials(settings: Settings, channel: Channel) -> ChannelCredentials:
+    kind = ChannelKind(channel.kind)
+    base = settings.sandbox_base_url if kind is ChannelKind.SANDBOX else settings.graph_base_url
+    return ChannelCredentials(
+        channel_id=channel.id,
+        account_id=channel.account_id,
+        kind=kind,
+        phone_number_id=channel.phone_number_id,
+        base_url=base,
+        access_token=decrypt(settings.secret_key, channel.access_token_encrypted),
+    )
+
+
+async def app_secrets(session: AsyncSession, settings: Settings) -> list[bytes]:
+    """Every secret an inbound webhook may be signed with: Meta's, the sandbox's, each number's."""
+    found = {
+        decrypt(settings.secret_key, e) for e in await repository.all_app_secrets_encrypted(session)
+    }
+    if settings.meta_app_secret:
+        found.add(settings.meta_app_secret)
+    if settings.sandbox_enabled:
+        found.add(settings.sandbox_app_secret)
+    return [secret.encode() for secret in sorted(found)]
+
+
+async def resolve_channel(
+    session: AsyncSession, account_id: uuid.UUID, channel_id: uuid.UUID | None
+) -> Channel | None:
+    """The named channel (404 if not the account's), else the default, else None."""
+    if channel_id is not None:
+        channel = await repository.get_channel(session, account_id, channel_id)
+        if channel is None:
+            raise NotFound("Channel")
+        return channel
+    return await repository.default_channel(session, account_id)

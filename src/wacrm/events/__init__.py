@@ -1,0 +1,1 @@
+"""Domain events: the outbox that outbound webhooks deliver from."""
