@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
+import os
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,8 +16,10 @@ from wacrm.api_keys import service as keys_service
 from wacrm.api_keys.schemas import ApiKeyOut
 from wacrm.api_keys.scopes import ALL_SCOPES
 from wacrm.audit.service import CLI_ACTOR
+from wacrm.channels import service as channels_service
+from wacrm.channels.cli import channel_json, channels_app
+from wacrm.kit.cli import JsonFlag, in_transaction, print_json
 from wacrm.kit.clock import utcnow
-from wacrm.kit.db import Database
 from wacrm.kit.errors import AppError
 from wacrm.models import ApiKey, Role
 from wacrm.settings import get_settings
@@ -31,34 +31,9 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+app.add_typer(channels_app, name="channels")
 
-T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
-
-
-def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one committed transaction; AppErrors become a clean exit 1."""
-
-    async def run() -> T:
-        database = Database(get_settings().database_url)
-        try:
-            async with database.sessions() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(run())
-    except AppError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _print_json(payload: Any) -> None:
-    typer.echo(json.dumps(payload, indent=2, default=str))
 
 
 def _key_json(key: ApiKey) -> dict[str, Any]:
@@ -86,8 +61,12 @@ def serve(
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     workers: Annotated[int, typer.Option(help="API processes")] = 1,
 ) -> None:
-    """Run the HTTP server."""
+    """Run the HTTP server (and, in the embedded default, the worker and the sandbox)."""
     import uvicorn
+
+    # The sandbox and its webhooks live at our own address unless told otherwise.
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    os.environ.setdefault("WACRM_PUBLIC_BASE_URL", f"http://{shown_host}:{port}")
 
     uvicorn.run(
         "wacrm.app:create_app",
@@ -108,13 +87,13 @@ def accounts_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an account and its owner; the owner's password is printed once."""
-    created = _in_transaction(lambda s: accounts_service.create_account(s, name, owner_email))
+    created = in_transaction(lambda s: accounts_service.create_account(s, name, owner_email))
     payload = {
         "account": {"id": str(created.account.id), "name": created.account.name},
         "owner": {"email": created.owner.email, "password": created.password},
     }
     if as_json:
-        _print_json(payload)
+        print_json(payload)
     else:
         typer.echo(f"account {created.account.id} ({created.account.name})")
         typer.echo(f"owner   {created.owner.email}  password: {created.password}  (shown once)")
@@ -136,9 +115,9 @@ def accounts_add_member(
         await accounts_service.add_member(session, account, user.id, role)
         return user.email, password
 
-    email, password = _in_transaction(work)
+    email, password = in_transaction(work)
     if as_json:
-        _print_json({"member": {"email": email, "role": role.value, "password": password}})
+        print_json({"member": {"email": email, "role": role.value, "password": password}})
     else:
         typer.echo(f"{role.value} {email}  password: {password}  (shown once)")
 
@@ -165,9 +144,9 @@ def keys_create(
             expires_in_days=expires_in_days,
         )
 
-    created = _in_transaction(work)
+    created = in_transaction(work)
     if as_json:
-        _print_json({"key": _key_json(created.key), "plaintext": created.plaintext})
+        print_json({"key": _key_json(created.key), "plaintext": created.plaintext})
     else:
         typer.echo(f"key {created.key.id} ({created.key.prefix}…)")
         typer.echo(f"secret: {created.plaintext}  (shown once: store it now)")
@@ -178,11 +157,11 @@ def keys_list(
     account: Annotated[uuid.UUID, typer.Option(help="Account id")], as_json: JsonFlag = False
 ) -> None:
     """The account's key roster (no secrets)."""
-    rows = _in_transaction(lambda s: keys_service.roster(s, account))
+    rows = in_transaction(lambda s: keys_service.roster(s, account))
     now = utcnow()
     keys = [ApiKeyOut.of_row(row, now).model_dump(mode="json") for row in rows]
     if as_json:
-        _print_json({"keys": keys})
+        print_json({"keys": keys})
         return
     for key in keys:
         scopes = ",".join(key["scopes"]) or "(no scopes)"
@@ -201,9 +180,9 @@ def keys_revoke(key_id: uuid.UUID, as_json: JsonFlag = False) -> None:
             session, account_id=key.account_id, key_id=key_id, actor=CLI_ACTOR
         )
 
-    key = _in_transaction(work)
+    key = in_transaction(work)
     if as_json:
-        _print_json({"key": _key_json(key)})
+        print_json({"key": _key_json(key)})
     else:
         typer.echo(f"revoked {key.id} ({key.prefix})")
 
@@ -211,6 +190,8 @@ def keys_revoke(key_id: uuid.UUID, as_json: JsonFlag = False) -> None:
 @app.command()
 def demo(as_json: JsonFlag = False) -> None:
     """Create the demo account and a demo key with every scope, once (embedded default)."""
+
+    settings = get_settings()
 
     async def work(session: AsyncSession) -> dict[str, Any] | None:
         if await accounts_repository.count_accounts(session) > 0:
@@ -223,22 +204,25 @@ def demo(as_json: JsonFlag = False) -> None:
             name="demo key",
             scopes=ALL_SCOPES,
         )
+        channel = await channels_service.add_sandbox_channel(
+            session, settings, account_id=created.account.id
+        )
         return {
+            "channel": channel_json(channel),
             "account": {"id": str(created.account.id), "name": created.account.name},
             "owner": {"email": created.owner.email, "password": created.password},
             "key": _key_json(key.key),
             "plaintext": key.plaintext,
         }
 
-    payload = _in_transaction(work)
+    payload = in_transaction(work)
     if as_json:
-        _print_json(payload or {})
+        print_json(payload or {})
         return
     if payload is None:
         typer.echo("Accounts already exist; the demo credentials were printed on first start.")
         typer.echo("New key: wacrm keys create --account <id> --name <name> --scope <scope>")
         return
-    settings = get_settings()
     typer.echo(
         "\n".join(
             [
@@ -248,6 +232,10 @@ def demo(as_json: JsonFlag = False) -> None:
                 f"  API key (all scopes): {payload['plaintext']}",
                 f"  Try: curl -H 'Authorization: Bearer {payload['plaintext']}' "
                 f"{settings.public_base_url}/api/v1/me",
+                f"  Sandbox WhatsApp number: {payload['channel']['display_phone']} "
+                f"(phone_number_id {payload['channel']['phone_number_id']})",
+                "  A customer writes in: .venv/bin/wacrm sandbox inbound --phone-number-id "
+                f"{payload['channel']['phone_number_id']} --from +14155550123 --text 'Hi'",
                 "",
             ]
         )

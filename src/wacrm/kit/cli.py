@@ -1,0 +1,42 @@
+"""Shared plumbing of the ``wacrm`` sub-commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wacrm.kit.db import Database
+from wacrm.kit.errors import AppError
+from wacrm.settings import get_settings
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
+
+
+def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed transaction; AppErrors become a clean exit 1."""
+
+    async def run() -> T:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.sessions() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
