@@ -21,6 +21,11 @@ from wacrm.kit.db import Database
 from wacrm.models import Base
 from wacrm.settings import Settings
 
+# Cheaper Argon2id for speed (same algorithm and code path); set before settings load.
+os.environ.setdefault("WACRM_ARGON2_TIME_COST", "1")
+os.environ.setdefault("WACRM_ARGON2_MEMORY_KIB", "1024")
+os.environ.setdefault("WACRM_SECRET_KEY", "test-secret-key-not-for-production")
+
 TEST_DATABASE_URL = os.environ.get("WACRM_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("WACRM_TEST_REDIS_URL")
 

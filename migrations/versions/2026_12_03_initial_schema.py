@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 57a697cff5f6
+Revision ID: 33e954094f36
 Revises:
-Create Date: 2026-12-03 15:58:03.613272
+Create Date: 2026-12-03 16:03:40.036387
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import wacrm.kit.db
 
-revision: str = "57a697cff5f6"
+revision: str = "33e954094f36"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -203,6 +203,32 @@ def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(
             "ix_events_account_occurred", ["account_id", "occurred_at"], unique=False
+        )
+
+    op.create_table(
+        "idempotency_records",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("response_status", sa.Integer(), nullable=True),
+        sa.Column("response_body", sa.LargeBinary(), nullable=True),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_idempotency_records_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_records")),
+        sa.UniqueConstraint(
+            "account_id", "key", name=op.f("uq_idempotency_records_account_id_key")
+        ),
+    )
+    with op.batch_alter_table("idempotency_records", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_idempotency_records_expires_at"), ["expires_at"], unique=False
         )
 
     op.create_table(
@@ -452,6 +478,10 @@ def downgrade() -> None:
 
     op.drop_table("memberships")
     op.drop_table("login_sessions")
+    with op.batch_alter_table("idempotency_records", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_idempotency_records_expires_at"))
+
+    op.drop_table("idempotency_records")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_account_occurred")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,8 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(10, ge=1, description="login attempts per IP and email")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="request body limit")
     session_ttl_hours: int = Field(24 * 7, ge=1, description="dashboard session lifetime")
+    argon2_time_cost: int = Field(3, ge=1, description="Argon2id passes")
+    argon2_memory_kib: int = Field(65536, ge=8, description="Argon2id memory")
     last_used_write_interval_seconds: int = Field(60, ge=1, description="last_used_at granularity")
 
     # WhatsApp Cloud API (Meta) and the built-in sandbox that stands in for it.
@@ -93,15 +96,27 @@ def _derived(settings: Settings, purpose: bytes) -> str:
 
 
 def _persisted_secret(path: Path) -> str:
-    """The embedded default's secret: made once, kept in var/, reused on every start."""
+    """The embedded default's secret: made once, kept in var/, reused on every start.
+
+    The secret is written whole to a private draft, then linked into place (atomic, and
+    only the first start wins): a process starting at the same moment never reads a
+    half-written, empty secret.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with path.open("x") as fresh:  # exclusive: two first starts agree on one secret
-            path.chmod(0o600)
-            fresh.write(secrets.token_urlsafe(48))
-    except FileExistsError:
-        pass
-    return path.read_text().strip()
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    secret = path.read_text().strip()
+    if not secret:
+        raise ValueError(f"{path} is empty: delete it for a new secret, or set WACRM_SECRET_KEY")
+    return secret
 
 
 @lru_cache

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 
 from wacrm.api_keys import repository
 from wacrm.api_keys.cache import KeyCache
@@ -25,6 +25,7 @@ from wacrm.kit.clock import utcnow
 from wacrm.kit.db import get_database
 from wacrm.kit.errors import Forbidden, RateLimited, Unauthorized
 from wacrm.kit.http import client_ip
+from wacrm.kit.idempotency import idempotent_route_class
 from wacrm.kit.ratelimit import RateLimiter, RateLimitStatus
 from wacrm.settings import Settings
 
@@ -85,6 +86,20 @@ def _limit(request: Request, status: RateLimitStatus) -> RateLimitStatus:
 
 
 async def authenticate(request: Request) -> ApiPrincipal:
+    """The request's key, authenticated (and rate-limited) once per request."""
+    known: ApiPrincipal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    principal = await _authenticate(request)
+    request.state.principal = principal
+    return principal
+
+
+async def authenticated_account(request: Request) -> uuid.UUID:
+    return (await authenticate(request)).account_id
+
+
+async def _authenticate(request: Request) -> ApiPrincipal:
     settings: Settings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
     ip = client_ip(request)
@@ -150,6 +165,14 @@ async def _lookup(request: Request, settings: Settings) -> ApiPrincipal | None:
 
 
 AnyKey = Annotated[ApiPrincipal, Depends(authenticate)]
+
+
+IdempotentRoute = idempotent_route_class(authenticated_account)
+
+
+def public_router(**options: Any) -> APIRouter:
+    """A router for ``/api/v1``: its POSTs honour Idempotency-Key for the key's account."""
+    return APIRouter(route_class=IdempotentRoute, **options)
 
 
 def require_scope(scope: Scope) -> Callable[[ApiPrincipal], Awaitable[ApiPrincipal]]:

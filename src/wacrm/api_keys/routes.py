@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from wacrm.accounts.auth import AccountManager, CurrentMember
 from wacrm.api_keys import service
-from wacrm.api_keys.auth import AnyKey
+from wacrm.api_keys.auth import AnyKey, public_router
 from wacrm.api_keys.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -26,7 +26,7 @@ from wacrm.kit.envelope import Data
 from wacrm.kit.openapi import error_responses
 
 session_router = APIRouter(prefix="/api/account/api-keys", tags=["session: api keys"])
-v1_router = APIRouter(tags=["account"])
+v1_router = public_router(tags=["account"])
 
 
 @session_router.get("", response_model=Data[list[ApiKeyOut]], responses=error_responses(401))

@@ -15,6 +15,7 @@ from wacrm.models.conversations import (
     MessageStatusUpdate,
 )
 from wacrm.models.events import Event
+from wacrm.models.idempotency import IdempotencyRecord
 from wacrm.models.inbox import InboundPayload, InboxState
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ConversationStatus",
     "Direction",
     "Event",
+    "IdempotencyRecord",
     "InboundPayload",
     "InboxState",
     "LoginSession",

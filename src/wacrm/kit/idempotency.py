@@ -1,0 +1,167 @@
+"""``Idempotency-Key`` on every POST of ``/api/v1`` (SPEC §4).
+
+Within 24 hours, the same key with the same request replays the stored response
+(``Idempotent-Replayed: true``); with a different request it is ``422
+idempotency_key_reused``; while the first request still runs it is ``409
+idempotency_key_in_use``. Keys are scoped to the account. Responses of 5xx and
+unexpected errors are not stored, so the client may retry them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from wacrm.kit.clock import utcnow
+from wacrm.kit.db import Database, get_database
+from wacrm.kit.errors import AppError, Conflict, field_error
+from wacrm.kit.text import text_problem
+from wacrm.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+TTL = timedelta(hours=24)
+# A record still "in progress" this long after it began belongs to a process that died.
+ABANDONED_AFTER = timedelta(minutes=5)
+MAX_KEY_LENGTH = 255
+
+Authenticate = Callable[[Request], Awaitable[uuid.UUID]]
+
+
+class IdempotencyKeyReused(AppError):
+    status, code = 422, "idempotency_key_reused"
+
+
+class IdempotencyKeyInUse(AppError):
+    status, code = 409, "idempotency_key_in_use"
+
+
+def _request_hash(request: Request, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.url.path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+def _validate_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH or text_problem(key) or not key.isprintable():
+        raise field_error(HEADER, f"must be 1-{MAX_KEY_LENGTH} printable characters")
+    return key
+
+
+async def _begin(
+    database: Database, account_id: uuid.UUID, key: str, request_hash: str
+) -> Response | None:
+    """Claim the key, or answer from what it already holds."""
+    now = utcnow()
+    for _ in range(2):
+        async with database.sessions() as session:
+            existing = (
+                await session.execute(
+                    select(IdempotencyRecord).where(
+                        IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key
+                    )
+                )
+            ).scalar_one_or_none()
+            abandoned = (
+                existing is not None
+                and existing.response_status is None
+                and existing.created_at < now - ABANDONED_AFTER
+            )
+            if existing is not None and (existing.expires_at <= now or abandoned):
+                await session.execute(
+                    delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id)
+                )
+                await session.commit()
+                continue
+            if existing is not None:
+                if existing.request_hash != request_hash:
+                    raise IdempotencyKeyReused(
+                        "This Idempotency-Key was used with a different request."
+                    )
+                if existing.response_status is None:
+                    raise IdempotencyKeyInUse(
+                        "A request with this Idempotency-Key is still in progress."
+                    )
+                return Response(
+                    content=existing.response_body,
+                    status_code=existing.response_status,
+                    media_type="application/json",
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            session.add(
+                IdempotencyRecord(
+                    account_id=account_id,
+                    key=key,
+                    request_hash=request_hash,
+                    created_at=now,
+                    expires_at=now + TTL,
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                continue  # a concurrent twin claimed it first: read what it holds
+            return None
+    raise Conflict("Could not claim the Idempotency-Key; retry.")
+
+
+async def _finish(
+    database: Database, account_id: uuid.UUID, key: str, status: int | None, body: bytes
+) -> None:
+    async with database.sessions() as session:
+        where = (IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key)
+        if status is None:
+            await session.execute(delete(IdempotencyRecord).where(*where))
+        else:
+            await session.execute(
+                update(IdempotencyRecord)
+                .where(*where)
+                .values(response_status=status, response_body=body)
+            )
+        await session.commit()
+
+
+def idempotent_route_class(authenticate: Authenticate) -> type[APIRoute]:
+    """An APIRoute whose POSTs honour Idempotency-Key for the authenticated account."""
+
+    class IdempotentRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def route_handler(request: Request) -> Response:
+                raw_key = request.headers.get(HEADER)
+                if request.method != "POST" or raw_key is None:
+                    return await handle(request)
+                account_id = await authenticate(request)
+                key = _validate_key(raw_key)
+                database = get_database(request)
+                request_hash = _request_hash(request, await request.body())
+                replay = await _begin(database, account_id, key, request_hash)
+                if replay is not None:
+                    return replay
+                try:
+                    response = await handle(request)
+                except AppError as exc:
+                    error = JSONResponse(exc.envelope(), status_code=exc.status)
+                    await _finish(database, account_id, key, exc.status, bytes(error.body))
+                    raise
+                except BaseException:
+                    await _finish(database, account_id, key, None, b"")
+                    raise
+                stored = response.status_code if response.status_code < 500 else None
+                await _finish(database, account_id, key, stored, bytes(response.body))
+                return response
+
+            return route_handler
+
+    return IdempotentRoute
