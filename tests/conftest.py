@@ -63,12 +63,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 async def _empty_tables(database: Database) -> None:
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    # DELETE beats TRUNCATE by 10x on tables this small (TRUNCATE makes new files).
     async with database.engine.begin() as connection:
-        if database.is_postgres:
-            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))
+        for table in tables:
+            await connection.execute(text(f"DELETE FROM {table}"))
 
 
 def _flush_test_redis() -> None:
@@ -86,6 +84,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         redis_url=TEST_REDIS_URL,
         secret_key="test-secret-key-not-for-production",
+        worker_in_process=False,  # tests run worker jobs themselves, deterministically
     )
 
 

@@ -15,7 +15,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wacrm import __version__
 from wacrm.accounts.routes import router as auth_router
-from wacrm.api_keys.cache import KeyCache, KeyChangeListener
 from wacrm.api_keys.routes import session_router as api_keys_session_router
 from wacrm.api_keys.routes import v1_router as api_keys_v1_router
 from wacrm.audit.routes import router as audit_router
@@ -25,6 +24,11 @@ from wacrm.kit.errors import AppError, error_envelope
 from wacrm.kit.openapi import without_framework_422
 from wacrm.kit.ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from wacrm.settings import Settings, get_settings
+from wacrm.whatsapp.client import CloudApiClient
+from wacrm.whatsapp.sandbox import create_sandbox_app
+from wacrm.whatsapp.webhook_routes import router as whatsapp_webhook_router
+from wacrm.worker.jobs import WORKER_JOBS, worker_context
+from wacrm.worker.runner import BackgroundWorker
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +55,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        listener = None
-        if app.state.database.is_postgres:
-            listener = KeyChangeListener(settings.database_url, app.state.key_cache)
-            listener.start()
+        worker = None
+        if settings.worker_in_process:
+            worker = BackgroundWorker(worker_context(app), WORKER_JOBS)
+            worker.start()
         yield
-        if listener is not None:
-            await listener.stop()
+        if worker is not None:
+            await worker.stop()
+        await app.state.whatsapp.aclose()
+        if app.state.sandbox is not None:
+            # Starlette never runs a mounted app's lifespan: close the sandbox ourselves.
+            await app.state.sandbox.aclose()
         await app.state.database.dispose()
 
     app = FastAPI(
@@ -69,12 +77,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = Database(settings.database_url)
     app.state.rate_limiter = RateLimiter(settings.redis_url)
-    app.state.key_cache = KeyCache()
+    app.state.whatsapp = CloudApiClient(settings)
+    app.state.sandbox = None
+    if settings.sandbox_enabled:
+        sandbox_app = create_sandbox_app(settings)
+        app.mount("/sandbox", sandbox_app)
+        app.state.sandbox = sandbox_app.state.sandbox
 
     app.include_router(auth_router)
     app.include_router(api_keys_session_router)
     app.include_router(audit_router)
     app.include_router(api_keys_v1_router, prefix="/api/v1")
+    app.include_router(whatsapp_webhook_router)
     _add_health_routes(app)
     _add_error_handlers(app)
     _declare_400_not_422(app)

@@ -23,6 +23,7 @@ from wacrm.kit.clock import utcnow
 from wacrm.kit.errors import AppError
 from wacrm.models import ApiKey, Role
 from wacrm.settings import get_settings
+from wacrm.whatsapp.sandbox.cli import sandbox_app
 
 app = typer.Typer(help="wacrm: a self-hosted WhatsApp CRM backend.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -32,6 +33,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(channels_app, name="channels")
+app.add_typer(sandbox_app, name="sandbox")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -78,6 +80,18 @@ def serve(
         access_log=False,
         log_level="info",
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Concurrent job loops", min=1, max=64)] = 1,
+) -> None:
+    """Run a worker process (scale-out: run API processes with WACRM_WORKER_IN_PROCESS=false)."""
+    import asyncio
+
+    from wacrm.worker.jobs import run_worker_process
+
+    asyncio.run(run_worker_process(concurrency))
 
 
 @accounts_app.command("create")

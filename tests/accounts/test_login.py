@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
-import pytest
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import delete, func, select, update
 
 from tests.helpers import create_account, create_member, login
@@ -16,14 +13,7 @@ from wacrm.accounts.service import SESSION_COOKIE
 from wacrm.app import create_app
 from wacrm.kit.clock import utcnow
 from wacrm.models import LoginSession, Membership, Role, User
-
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch):
-    """Argon2id still, with test-sized cost: the production cost is checked on its own below."""
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    monkeypatch.setattr(passwords, "_hasher", cheap)
-    monkeypatch.setattr(passwords, "_DUMMY_HASH", cheap.hash("dummy"))
+from wacrm.settings import Settings, get_settings
 
 
 async def _sessions(db) -> int:
@@ -293,8 +283,7 @@ async def test_state_changing_requests_need_the_csrf_header(client, db):
     assert (await client.post("/api/auth/logout", headers=headers)).status_code == 204
 
 
-async def test_passwords_are_stored_as_argon2id(db, monkeypatch):
-    monkeypatch.undo()  # the production hasher, with its real cost
+async def test_passwords_are_stored_as_argon2id(db):
     account = await create_account(db)
     email, password = await create_member(db, account.id, Role.AGENT)
     hashes = (await db.execute(select(User.password_hash))).scalars().all()
@@ -310,13 +299,50 @@ async def test_passwords_are_stored_as_argon2id(db, monkeypatch):
     assert two[0] != two[1], "salted"
 
 
-def test_the_production_argon2id_cost_meets_owasp_minimums(monkeypatch):
-    monkeypatch.undo()
+def test_the_default_argon2id_cost_meets_owasp_minimums():
+    # OWASP: Argon2id with at least 19 MiB of memory and 2 passes (tests run cheaper).
+    assert Settings.model_fields["argon2_memory_kib"].default >= 19 * 1024
+    assert Settings.model_fields["argon2_time_cost"].default >= 2
+
+
+def test_the_configured_hasher_is_argon2id_with_the_configured_cost():
     stored = passwords.hash_password("correct horse")
+    settings = get_settings()
     _, variant, version, params, _salt, _digest = stored.split("$")
     assert (variant, version) == ("argon2id", "v=19")
     cost = dict(part.split("=") for part in params.split(","))
-    assert int(cost["m"]) >= 19456 and int(cost["t"]) >= 2
+    assert int(cost["m"]) == settings.argon2_memory_kib
+    assert int(cost["t"]) == settings.argon2_time_cost
     assert passwords.verify_password("correct horse", stored)
     assert not passwords.verify_password("correct horse ", stored)
     assert not passwords.verify_password("anything", None)
+
+
+async def test_a_member_of_two_accounts_picks_one_at_login(client, db):
+    from wacrm.accounts import service
+
+    first = await create_account(db, name="First")
+    second = await create_account(db, name="Second")
+    user_id = (
+        await db.execute(select(User.id).where(User.email == first.owner_email))
+    ).scalar_one()
+    await service.add_member(db, second.id, user_id, Role.AGENT)
+    await db.commit()
+
+    credentials = {"email": first.owner_email, "password": first.owner_password}
+    response = await client.post(
+        "/api/auth/login", json={**credentials, "account_id": str(second.id)}
+    )
+    assert response.status_code == 200
+    assert response.json()["data"]["account_name"] == "Second"
+    assert response.json()["data"]["role"] == "agent"
+    # The agent session cannot manage keys in Second, whatever the user is in First.
+    csrf = {"X-CSRF-Token": response.json()["data"]["csrf_token"]}
+    response = await client.post("/api/account/api-keys", json={"name": "x"}, headers=csrf)
+    assert response.status_code == 403
+
+    client.cookies.clear()
+    response = await client.post(
+        "/api/auth/login", json={**credentials, "account_id": str(first.id)}
+    )
+    assert response.json()["data"]["role"] == "owner"

@@ -64,6 +64,11 @@ async def create_via_api(client: httpx.AsyncClient, person: Person, **body: Any)
     return data
 
 
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
 def bearer(plaintext: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {plaintext}"}
 

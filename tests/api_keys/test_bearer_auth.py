@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+
 import pytest
 from fastapi import APIRouter, Depends
 from sqlalchemy import delete, update
@@ -302,7 +303,9 @@ async def test_each_scope_matches_exactly(client, db, scoped_routes, scope):
     assert scope.value in response.json()["error"]["message"]
     for other in ALL_SCOPES:
         if other is not scope:  # no hierarchy: write does not imply read, nor the reverse
-            assert (await client.post(scoped_routes(other), headers=only.headers)).status_code == 403
+            assert (
+                await client.post(scoped_routes(other), headers=only.headers)
+            ).status_code == 403
 
 
 async def test_a_key_without_scopes_can_only_call_me(client, db, scoped_routes):

@@ -146,7 +146,11 @@ async def test_the_hash_column_is_unique_in_the_database(db):
     account = await create_account(db)
     key = await create_key(db, account.id)
     original = await key_row(db, key.id)
-    db.add(ApiKey(account_id=account.id, name="dup", prefix=original.prefix, key_hash=original.key_hash))
+    db.add(
+        ApiKey(
+            account_id=account.id, name="dup", prefix=original.prefix, key_hash=original.key_hash
+        )
+    )
     with pytest.raises(IntegrityError):
         await db.flush()
     await db.rollback()
@@ -161,6 +165,7 @@ async def test_the_secret_never_reaches_the_logs(client, db, caplog):
     await client.delete(f"{KEYS_URL}/{created['key']['id']}", headers=owner.csrf)
     await client.get(ME_URL, headers=bearer(plaintext))
     rendered = "\n".join(
-        f"{record.getMessage()} {record.args!r} {record.exc_text or ''}" for record in caplog.records
+        f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
+        for record in caplog.records
     )
     assert plaintext[11:] not in rendered

@@ -150,3 +150,22 @@ async def test_openapi_is_served_and_declares_no_422(client):
         for method, operation in operations.items():
             assert "422" not in operation.get("responses", {}), f"{method.upper()} {path}"
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_deeply_nested_json_is_a_400_not_a_500(client):
+    for body in (b"[" * 300_000 + b"]" * 300_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        response = await client.post(
+            "/api/auth/login", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert _error(response)["code"] == "bad_request"
+
+
+async def test_validation_errors_do_not_echo_the_submitted_values(client):
+    secret = "hunter2-" + "s" * 2000
+    response = await client.post(
+        "/api/auth/login", json={"email": ["me@example.com"], "password": secret}
+    )
+    assert response.status_code == 400
+    assert "hunter2" not in response.text
+    assert {d["field"] for d in _error(response)["details"]} == {"body.email", "body.password"}

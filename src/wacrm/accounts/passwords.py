@@ -18,11 +18,7 @@ from wacrm.settings import get_settings
 def _hasher() -> tuple[PasswordHash, str]:
     settings = get_settings()
     hasher = PasswordHash(
-        (
-            Argon2Hasher(
-                time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
-            ),
-        )
+        (Argon2Hasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib),)
     )
     # Verifying against this when the email is unknown keeps both answers equally slow.
     return hasher, hasher.hash(secrets.token_urlsafe(16))

@@ -1,8 +1,11 @@
 """The Bearer authenticator of ``/api/v1`` and the scope requirement every route declares.
 
 Every failure is the same 401: the body never says whether the key was malformed,
-unknown, revoked or expired. Lookups go through ``KeyCache``, which is on only while
-PostgreSQL LISTEN/NOTIFY can tell this process about every revocation (see cache.py).
+unknown, revoked or expired. There is deliberately no cache of keys: every request does
+one indexed lookup (a single round trip, outside any transaction), so a revocation is
+seen by the very next request on every process. A cache invalidated by LISTEN/NOTIFY
+was tried and measured faster, but a process can serve a request before the
+notification reaches it, so it could not keep that promise.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from wacrm.api_keys import repository
-from wacrm.api_keys.cache import KeyCache
 from wacrm.api_keys.scopes import Scope
 from wacrm.api_keys.secret import KEY_LENGTH, hash_key, is_well_formed
 from wacrm.kit.clock import utcnow
@@ -131,15 +133,8 @@ async def _lookup(request: Request, settings: Settings) -> ApiPrincipal | None:
     if token is None or not is_well_formed(token):
         return None  # rejected without touching the database
     database = get_database(request)
-    cache: KeyCache = request.app.state.key_cache
-    key_hash = hash_key(token)
-    record = cache.get(key_hash)
-    if record is None:
-        version = cache.version
-        async with database.autocommit.connect() as connection:
-            record = await repository.find_for_auth(connection, key_hash)
-        if record is not None and record.revoked_at is None:
-            cache.put(key_hash, record, version)
+    async with database.autocommit.connect() as connection:
+        record = await repository.find_for_auth(connection, hash_key(token))
     now = utcnow()
     if record is None or record.revoked_at is not None:
         return None

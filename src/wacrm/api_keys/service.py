@@ -11,7 +11,6 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.api_keys import repository
-from wacrm.api_keys.cache import announce_key_change
 from wacrm.api_keys.scopes import Scope
 from wacrm.api_keys.secret import NewSecret, generate_secret
 from wacrm.audit.service import Actor, record
@@ -183,7 +182,6 @@ async def revoke_key(
         if existing is None:
             raise NotFound("API key")
         raise Conflict("This API key is already revoked.")
-    await announce_key_change(session, key_id)
     key = await repository.get_key(session, account_id, key_id)
     assert key is not None
     await session.refresh(key)
@@ -246,7 +244,6 @@ async def roll_key(
     )
     if not linked:  # a concurrent roll or revoke won; the transaction drops our new key
         raise Conflict("This API key was rolled or revoked meanwhile.")
-    await announce_key_change(session, old.id)
     await session.refresh(old)
     await record(
         session,

@@ -1,0 +1,1 @@
+"""Contacts: one per normalised phone number per account."""

@@ -1,0 +1,1 @@
+"""Conversations and their messages: one conversation per contact per account."""

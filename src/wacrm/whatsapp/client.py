@@ -1,0 +1,231 @@
+"""The Cloud API client: one pooled HTTP client, a per-number throttle, and Meta's errors typed.
+
+Outcomes of ``send``:
+- ``SendResult``: Meta accepted the message and gave its wamid.
+- ``MetaError``: Meta (or whatever answered) refused it, or the request never left;
+  ``retry_later`` tells a transient refusal (throughput, 5xx, no connection) from a final one.
+- ``MetaOutcomeUnknown``: the request may have reached Meta but no usable answer came
+  back. The message may have been sent, so it must never be re-sent automatically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from wacrm import __version__
+from wacrm.channels.service import ChannelCredentials
+from wacrm.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# 2: service temporarily down; 4: app call-rate limit; 80007: WABA rate limit;
+# 130429: number throughput; 131056: too many messages to one customer.
+RETRY_LATER_CODES = frozenset({2, 4, 80007, 130429, 131056})
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What Meta answers for an accepted message."""
+
+    wamid: str
+    wa_id: str | None
+
+
+class CloudApiError(Exception):
+    """Base of the client's failures."""
+
+
+class MetaError(CloudApiError):
+    """Meta refused the request (or the request never reached it)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        subcode: int | None = None,
+        title: str | None = None,
+        http_status: int | None = None,
+        details: str | None = None,
+        error_type: str | None = None,
+        fbtrace_id: str | None = None,
+        not_sent: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.subcode = subcode
+        self.title = title
+        self.http_status = http_status
+        self.details = details
+        self.error_type = error_type
+        self.fbtrace_id = fbtrace_id
+        self.not_sent = not_sent
+
+    @property
+    def retry_later(self) -> bool:
+        """True when the same request may succeed later: rate limits, 429/5xx, no connection."""
+        if self.not_sent or self.code in RETRY_LATER_CODES:
+            return True
+        return self.http_status is not None and (self.http_status == 429 or self.http_status >= 500)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as stored on a failed message (no secrets in it)."""
+        return {
+            "code": self.code,
+            "subcode": self.subcode,
+            "title": self.title,
+            "message": self.message,
+            "details": self.details,
+            "http_status": self.http_status,
+            "fbtrace_id": self.fbtrace_id,
+        }
+
+    def __str__(self) -> str:
+        return f"Meta error {self.code}: {self.message}" if self.code else self.message
+
+
+class MetaOutcomeUnknown(CloudApiError):
+    """The request may have been delivered to Meta; whether the message was sent is unknown."""
+
+
+class _NumberThrottle:
+    """Spaces sends from one number at least 1/rate apart, so the rate is never exceeded.
+
+    No burst allowance: a burst of 80 in the same millisecond followed by a refill
+    would be 160 in one second as Meta counts it.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next_at: dict[str, float] = {}
+
+    async def wait(self, phone_number_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next_at.get(phone_number_id, now))
+        self._next_at[phone_number_id] = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class CloudApiClient:
+    """Sends messages through the Cloud API (Meta's or the sandbox's: ``creds.base_url``)."""
+
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._version = settings.graph_api_version
+        self._throttle = _NumberThrottle(settings.whatsapp_messages_per_second)
+        self._http = httpx.AsyncClient(
+            timeout=settings.whatsapp_timeout_seconds,
+            follow_redirects=False,
+            transport=transport,
+            headers={"User-Agent": f"wacrm/{__version__}"},
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool (on shutdown)."""
+        await self._http.aclose()
+
+    def messages_url(self, creds: ChannelCredentials) -> str:
+        return f"{creds.base_url.rstrip('/')}/{self._version}/{creds.phone_number_id}/messages"
+
+    async def send(self, creds: ChannelCredentials, payload: dict[str, Any]) -> SendResult:
+        """Send one message (a body from ``wacrm.whatsapp.payloads``), waiting for the throttle."""
+        await self._throttle.wait(creds.phone_number_id)
+        headers = {"Authorization": f"Bearer {creds.access_token}"}
+        try:
+            response = await self._http.post(
+                self.messages_url(creds), json=payload, headers=headers
+            )
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            # A misconfigured base URL: nothing was sent, and retrying cannot help.
+            raise MetaError(f"Invalid Cloud API URL for {creds.phone_number_id}: {exc}") from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made, so nothing reached Meta: safe to try again.
+            logger.warning("cloud api unreachable for %s: %r", creds.phone_number_id, exc)
+            raise MetaError(f"Cloud API unreachable: {type(exc).__name__}", not_sent=True) from exc
+        except httpx.TransportError as exc:
+            logger.warning("cloud api outcome unknown for %s: %r", creds.phone_number_id, exc)
+            raise MetaOutcomeUnknown(
+                f"No answer from the Cloud API after sending ({type(exc).__name__}); "
+                "the message may have been sent."
+            ) from exc
+        if response.is_success:
+            return _accepted(response)
+        error = _refusal(response)
+        logger.info(
+            "cloud api refused a send from %s: http %s code %s",
+            creds.phone_number_id,
+            response.status_code,
+            error.code,
+        )
+        raise error
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _accepted(response: httpx.Response) -> SendResult:
+    body = _json(response)
+    wamid = _first(body, "messages", "id")
+    if not wamid:
+        # A 2xx means Meta took the message; without a wamid we can't track it, but it
+        # may well be on its way, so this is not a failure to retry.
+        raise MetaOutcomeUnknown(
+            f"The Cloud API answered {response.status_code} without a message id."
+        )
+    return SendResult(wamid=wamid, wa_id=_first(body, "contacts", "wa_id"))
+
+
+def _first(body: Any, array: str, key: str) -> str | None:
+    """``body[array][0][key]`` when it is a non-empty string."""
+    items = body.get(array) if isinstance(body, dict) else None
+    first = items[0] if isinstance(items, list) and items else None
+    value = first.get(key) if isinstance(first, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _refusal(response: httpx.Response) -> MetaError:
+    body = _json(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+        kind = "non-JSON" if body is None else "unexpected JSON"
+        return MetaError(
+            f"The Cloud API answered HTTP {response.status_code} with a {kind} body.",
+            http_status=response.status_code,
+        )
+    error_data = error.get("error_data")
+    details = error_data.get("details") if isinstance(error_data, dict) else None
+    message = _text(error.get("message")) or f"Meta error {error['code']}"
+    subcode = error.get("error_subcode")
+    return MetaError(
+        message,
+        code=error["code"],
+        subcode=subcode if isinstance(subcode, int) else None,
+        title=_text(error.get("error_user_title")) or _title(message),
+        http_status=response.status_code,
+        details=_text(details),
+        error_type=_text(error.get("type")),
+        fbtrace_id=_text(error.get("fbtrace_id")),
+    )
+
+
+def _title(message: str) -> str:
+    # Meta puts the code's title in the message: "(#131047) Re-engagement message".
+    return re.sub(r"^\(#\d+\)\s*", "", message)
+
+
+def _text(value: object) -> str | None:
+    return value[:2000] if isinstance(value, str) else None
