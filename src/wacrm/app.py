@@ -23,6 +23,7 @@ from wacrm.kit.db import Database
 from wacrm.kit.errors import AppError, error_envelope
 from wacrm.kit.openapi import without_framework_422
 from wacrm.kit.ratelimit import RateLimiter, RateLimitHeadersMiddleware
+from wacrm.messages.routes import router as messages_router
 from wacrm.settings import Settings, get_settings
 from wacrm.whatsapp.client import CloudApiClient
 from wacrm.whatsapp.sandbox import create_sandbox_app
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(api_keys_v1_router, prefix="/api/v1")
     app.include_router(whatsapp_webhook_router)
+    app.include_router(messages_router, prefix="/api/v1")
     _add_health_routes(app)
     _add_error_handlers(app)
     _declare_400_not_422(app)

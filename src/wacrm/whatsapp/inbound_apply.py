@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.channels import repository as channels_repository
-from wacrm.contacts import repository as contacts_repository
 from wacrm.conversations import repository as conversations_repository
+from wacrm.conversations.threads import open_thread
 from wacrm.events.service import EventType, record_event
 from wacrm.kit.phone import InvalidPhone, from_wa_id
-from wacrm.models import Channel, Contact, Direction, MessageStatus
+from wacrm.models import Channel, Direction, MessageStatus
 from wacrm.whatsapp.parsing import InboundMessage, MessagesChange, StatusReport
 
 logger = logging.getLogger(__name__)
@@ -64,26 +64,15 @@ async def _receive_message(
     if phone is None:
         return f"message {message.wamid}: sender is not a phone number"
     account_id = channel.account_id
-    contact, contact_created = await contacts_repository.find_or_create_by_phone(
-        session, account_id, phone, profile_name=message.profile_name
+    thread = await open_thread(
+        session,
+        account_id,
+        phone,
+        channel_id=channel.id,
+        source="whatsapp",
+        profile_name=message.profile_name,
     )
-    if contact_created:
-        await record_event(session, account_id, EventType.CONTACT_CREATED, _contact_data(contact))
-    elif message.profile_name:
-        await contacts_repository.set_profile_name(
-            session, account_id, contact.id, message.profile_name
-        )
-    conversation, conversation_created = await conversations_repository.find_or_create(
-        session, account_id, contact.id, channel_id=channel.id
-    )
-    if conversation_created:
-        created = {
-            "conversation_id": str(conversation.id),
-            "contact_id": str(contact.id),
-            "channel_id": str(channel.id),
-            "status": conversation.status,
-        }
-        await record_event(session, account_id, EventType.CONVERSATION_CREATED, created)
+    contact, conversation = thread.contact, thread.conversation
 
     message_id = await conversations_repository.insert_message(
         session,
@@ -120,15 +109,6 @@ async def _receive_message(
     }
     await record_event(session, account_id, EventType.MESSAGE_RECEIVED, data)
     return None
-
-
-def _contact_data(contact: Contact) -> dict[str, object]:
-    return {
-        "contact_id": str(contact.id),
-        "phone": contact.phone,
-        "profile_name": contact.profile_name,
-        "source": "whatsapp",
-    }
 
 
 async def _apply_status(session: AsyncSession, channel: Channel, report: StatusReport) -> None:

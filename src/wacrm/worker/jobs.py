@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import FastAPI
 
+from wacrm.messages.tasks import mark_stalled_sends, retry_due_sends
 from wacrm.whatsapp.tasks import process_due_payloads
 from wacrm.worker.runner import Job, WorkerContext
 
@@ -14,7 +15,7 @@ async def inbound_payloads(context: WorkerContext) -> int:
     return await process_due_payloads(context.database, context.settings)
 
 
-WORKER_JOBS: list[Job] = [inbound_payloads]
+WORKER_JOBS: list[Job] = [inbound_payloads, retry_due_sends, mark_stalled_sends]
 
 
 def worker_context(app: FastAPI) -> WorkerContext:

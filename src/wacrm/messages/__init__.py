@@ -1,0 +1,1 @@
+"""Outbound messages: sending through the Cloud API, retries, and reading one message."""

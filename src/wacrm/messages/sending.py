@@ -1,0 +1,126 @@
+"""Sending through the Cloud API: the message row exists before the call, and the call's
+outcome moves it on — ``sent`` (with the wamid), ``failed`` (with Meta's error),
+``retrying`` (Meta said later: 130429, 5xx, no connection) or ``unknown`` (timed out
+after sending: Meta may have it, so it is never sent again by itself).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wacrm.channels.service import credentials
+from wacrm.events.service import EventType, record_event
+from wacrm.kit.clock import utcnow
+from wacrm.messages import repository
+from wacrm.models import Channel, Message, MessageStatus
+from wacrm.settings import Settings
+from wacrm.whatsapp.client import CloudApiClient, MetaError, MetaOutcomeUnknown
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: MessageStatus
+    wamid: str | None = None
+    error: MetaError | None = None
+
+
+def retry_delay(settings: Settings, attempts: int) -> timedelta:
+    """Exponential backoff with jitter: base, 2 x base, 4 x base... capped at 10 minutes."""
+    seconds = min(settings.whatsapp_retry_base_seconds * 2 ** max(attempts - 1, 0), 600.0)
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+async def dispatch(
+    session: AsyncSession,
+    settings: Settings,
+    client: CloudApiClient,
+    *,
+    message: Message,
+    channel: Channel,
+    payload: dict[str, Any],
+) -> Outcome:
+    """Call Meta for a stored ``pending`` message and record what happened (flushes only)."""
+    attempts = message.attempts + 1
+    now = utcnow()
+    try:
+        result = await client.send(credentials(settings, channel), payload)
+    except MetaOutcomeUnknown as exc:
+        await repository.set_outcome(
+            session,
+            message.id,
+            status=MessageStatus.UNKNOWN,
+            values={"attempts": attempts, "error": {"message": str(exc)}},
+        )
+        return Outcome(MessageStatus.UNKNOWN)
+    except MetaError as exc:
+        if exc.retry_later and attempts < MAX_ATTEMPTS:
+            await repository.set_outcome(
+                session,
+                message.id,
+                status=MessageStatus.RETRYING,
+                values={
+                    "attempts": attempts,
+                    "error": exc.as_dict(),
+                    "next_attempt_at": now + retry_delay(settings, attempts),
+                },
+            )
+            return Outcome(MessageStatus.RETRYING, error=exc)
+        values = {"attempts": attempts, "error": exc.as_dict(), "failed_at": now}
+        if await repository.set_outcome(
+            session, message.id, status=MessageStatus.FAILED, values=values
+        ):
+            await _status_event(session, message, MessageStatus.FAILED, exc.as_dict())
+        return Outcome(MessageStatus.FAILED, error=exc)
+    values = {"attempts": attempts, "wamid": result.wamid, "error": None}
+    if await repository.set_outcome(session, message.id, status=MessageStatus.SENT, values=values):
+        message.wamid = result.wamid
+        await _status_event(session, message, MessageStatus.SENT, None)
+    return Outcome(MessageStatus.SENT, wamid=result.wamid)
+
+
+async def _status_event(
+    session: AsyncSession,
+    message: Message,
+    status: MessageStatus,
+    error: dict[str, Any] | None,
+) -> None:
+    data = {
+        "message_id": str(message.id),
+        "conversation_id": str(message.conversation_id),
+        "wamid": message.wamid,
+        "status": status.value,
+        "error": error,
+    }
+    await record_event(session, message.account_id, EventType.MESSAGE_STATUS_UPDATED, data)
+
+
+def message_row(
+    *,
+    account_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    channel_id: uuid.UUID,
+    message_type: str,
+    content: dict[str, Any],
+    reply_to_wamid: str | None,
+) -> Message:
+    return Message(
+        account_id=account_id,
+        conversation_id=conversation_id,
+        contact_id=contact_id,
+        channel_id=channel_id,
+        direction="outbound",
+        type=message_type,
+        content=content,
+        reply_to_wamid=reply_to_wamid,
+        status=MessageStatus.PENDING.value,
+        attempts=0,
+    )
