@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -69,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.sandbox.aclose()
         await app.state.database.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package, not a CDN: the docs work offline.
+    app = FastAPIOffline(
         title="wacrm",
         version=__version__,
         description=API_DESCRIPTION,

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger(__name__)
 
 STATE_KEY = "rate_limit"
+SHARED_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class RateLimiter:
             )
             self._shared = SlidingWindowCounterRateLimiter(storage)
         self._degraded = False
+        self._retry_shared_at = 0.0
 
     @property
     def shared(self) -> bool:
@@ -73,13 +75,15 @@ class RateLimiter:
         self, namespace: str, identity: str, per_minute: int, *, count: bool
     ) -> RateLimitStatus:
         item = RateLimitItemPerMinute(per_minute, namespace=namespace)
-        if self._shared is not None:
+        if self._shared is not None and time.monotonic() >= self._retry_shared_at:
             try:
                 status = await self._apply(self._shared, item, identity, count)
             except Exception as exc:  # Redis down must never become a 500
                 if not self._degraded:
                     logger.warning("rate limiting falls back to in-process counting: %s", exc)
                 self._degraded = True
+                # Don't make every request wait for a dead Redis: look again in a while.
+                self._retry_shared_at = time.monotonic() + SHARED_RETRY_SECONDS
             else:
                 if self._degraded:
                     logger.warning("rate limiting is shared through Redis again")
