@@ -33,6 +33,7 @@ test: lint pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/auth_overhead.py
+	$(BIN)/python bench/inbound.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
