@@ -143,12 +143,19 @@ async def test_healthz_and_readyz(client):
 
 
 async def test_openapi_is_served_and_declares_no_422(client):
+    """Validation errors are 400s; the only 422 is Idempotency-Key reuse on /api/v1 POSTs."""
     response = await client.get("/openapi.json")
     assert response.status_code == 200
     document = response.json()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            assert "422" not in operation.get("responses", {}), f"{method.upper()} {path}"
+            declared = operation.get("responses", {}).get("422")
+            if method == "post" and path.startswith("/api/v1/"):
+                assert declared is not None, f"{method.upper()} {path}"
+                assert "idempotency_key_reused" in declared["description"]
+            else:
+                assert declared is None, f"{method.upper()} {path}"
+    assert "HTTPValidationError" not in document["components"]["schemas"]
     assert (await client.get("/docs")).status_code == 200
 
 

@@ -221,6 +221,7 @@ async def test_each_event_is_recorded_once_with_its_data(client, db, channel):
     assert created.data == {
         "contact_id": str(contact.id),
         "phone": "+14155550123",
+        "name": None,
         "profile_name": "Ava Thompson",
         "source": "whatsapp",
     }

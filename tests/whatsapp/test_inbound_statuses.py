@@ -231,13 +231,15 @@ async def test_two_processors_of_one_status_payload_record_it_once(
 ):
     await create_outbound_message(db, account.id, OUT_1)
 
-    async def store_only(database, settings, payload_id):
-        return True
+    async def hiccup(session, change):
+        raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(inbound, "process_payload", store_only)
+    # The request's own attempt fails, so the payload stays pending for the processors.
+    monkeypatch.setattr(inbound, "apply_change", hiccup)
     await _post_statuses(client, status_report(OUT_1, "delivered", 1750002010))
     monkeypatch.undo()
     payload = await one(db, InboundPayload)
+    assert payload.state == "pending"
     database = app.state.database
     await asyncio.gather(
         *(inbound.process_payload(database, settings, payload.id) for _ in range(4))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -131,6 +132,23 @@ async def _finish(
         await session.commit()
 
 
+async def _handle_and_commit(
+    handle: Callable[[Request], Awaitable[Response]], request: Request
+) -> Response:
+    """Run the handler and close its function-scoped dependencies (the DbSession commits)
+    before we store the response: a replay must never describe an effect that rolled back.
+
+    FastAPI would otherwise close them only after this route handler returns.
+    """
+    async with AsyncExitStack() as dependencies:
+        previous = request.scope.get("fastapi_function_astack")
+        request.scope["fastapi_function_astack"] = dependencies
+        try:
+            return await handle(request)
+        finally:
+            request.scope["fastapi_function_astack"] = previous
+
+
 def idempotent_route_class(authenticate: Authenticate) -> type[APIRoute]:
     """An APIRoute whose POSTs honour Idempotency-Key for the authenticated account."""
 
@@ -150,7 +168,7 @@ def idempotent_route_class(authenticate: Authenticate) -> type[APIRoute]:
                 if replay is not None:
                     return replay
                 try:
-                    response = await handle(request)
+                    response = await _handle_and_commit(handle, request)
                 except AppError as exc:
                     error = JSONResponse(exc.envelope(), status_code=exc.status)
                     await _finish(database, account_id, key, exc.status, bytes(error.body))

@@ -1,9 +1,10 @@
-"""Inbound webhooks from Meta: verified, stored raw and committed, then processed in a
-transaction of their own.
+"""Inbound webhooks from Meta: verified, then stored raw and processed in one transaction.
 
-Meta gets its 200 whenever the payload was stored: a processing error leaves the payload
-pending, with backoff, for the worker (``tasks.process_due_payloads``). A 500 would only
-make Meta send the same batch again and again.
+The raw payload commits together with what it caused, so the 200 means both. When
+processing fails, the transaction rolls back and the raw payload is stored again on its
+own, pending, with backoff, for the worker (``tasks.process_due_payloads``): Meta still
+gets its 200, because a 500 would only make it send the same batch again and again. Only
+a payload that could not be stored at all is a 500 (and Meta's retry is then welcome).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.channels import service as channels_service
 from wacrm.kit.clock import utcnow
-from wacrm.kit.db import Database
+from wacrm.kit.db import Database, new_id
 from wacrm.kit.errors import BadRequest, Forbidden
 from wacrm.kit.text import text_problem
 from wacrm.models import InboxState
@@ -29,9 +30,6 @@ from wacrm.whatsapp.signature import InvalidSignature, signature_matches
 
 logger = logging.getLogger(__name__)
 
-# While the request processes a payload itself, the worker leaves it alone; if the process
-# dies first, the worker picks it up once this has passed.
-INLINE_LEASE = timedelta(minutes=1)
 RETRY_BASE = timedelta(seconds=5)
 RETRY_MAX = timedelta(hours=1)
 MAX_ATTEMPTS = 12  # about 4 hours of retries, then the payload is kept as failed
@@ -68,31 +66,51 @@ async def _known_verify_token(session: AsyncSession, settings: Settings, token: 
 async def receive_webhook(
     database: Database, settings: Settings, body: bytes, signature: str | None
 ) -> uuid.UUID:
-    """Verify the signature over the raw bytes, store them, then process them.
+    """Verify the signature over the raw bytes, then store and process them.
 
-    Raises InvalidSignature (nothing stored). Anything that goes wrong after the commit is
-    recorded on the payload for a retry, never raised.
+    Raises InvalidSignature (nothing stored). A processing error is not raised: the payload
+    is then kept pending for a retry. Only failing to store it at all raises.
     """
+    payload_id = new_id()
     async with database.sessions() as session:
         secrets = await channels_service.app_secrets(session, settings)
         if not signature_matches(body, signature, secrets):
             raise InvalidSignature()
-        payload_id = await inbox_repository.store_payload(
-            session, body, not_before=utcnow() + INLINE_LEASE
+        try:
+            # One transaction for the payload and its effects: half the commits (and round
+            # trips) of storing first, and "done" is true exactly when the effects are in.
+            await inbox_repository.store_processed_payload(session, payload_id, body, now=utcnow())
+            await _apply(session, payload_id, body)
+            await session.commit()
+            return payload_id
+        except Exception as exc:
+            logger.exception("inbound payload %s failed; it will be retried", payload_id)
+            error = _error_note(exc)
+    # That transaction is rolled back: keep the raw payload alone, for the worker.
+    async with database.sessions() as session:
+        await inbox_repository.store_payload(
+            session,
+            payload_id,
+            body,
+            not_before=utcnow() + RETRY_BASE,
+            attempts=1,
+            last_error=error,
         )
         await session.commit()
-    await process_payload(database, settings, payload_id)
     return payload_id
 
 
 async def process_payload(database: Database, settings: Settings, payload_id: uuid.UUID) -> bool:
-    """Process one stored payload in its own transaction; False when it failed (retried later).
+    """Process one stored, pending payload in its own transaction; False when it failed
+    (retried later).
 
     Safe to call twice, even concurrently: only a pending payload is processed, once.
     """
     try:
         async with database.sessions() as session:
-            await _process(session, payload_id)
+            body = await inbox_repository.claim_payload(session, payload_id, now=utcnow())
+            if body is not None:  # else already processed
+                await _apply(session, payload_id, body)
             await session.commit()
     except Exception as exc:
         logger.exception("inbound payload %s failed; it will be retried", payload_id)
@@ -101,10 +119,8 @@ async def process_payload(database: Database, settings: Settings, payload_id: uu
     return True
 
 
-async def _process(session: AsyncSession, payload_id: uuid.UUID) -> None:
-    body = await inbox_repository.claim_payload(session, payload_id, now=utcnow())
-    if body is None:
-        return  # already processed
+async def _apply(session: AsyncSession, payload_id: uuid.UUID, body: bytes) -> None:
+    """Parse and apply a payload already marked done in this transaction."""
     try:
         parsed = parse_payload(body)
     except MalformedPayload as exc:
@@ -125,8 +141,12 @@ async def _process(session: AsyncSession, payload_id: uuid.UUID) -> None:
         )
 
 
+def _error_note(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_NOTE]
+
+
 async def _record_failure(database: Database, payload_id: uuid.UUID, exc: Exception) -> None:
-    error = f"{type(exc).__name__}: {exc}"[:MAX_NOTE]
+    error = _error_note(exc)
     try:
         async with database.sessions() as session:
             attempts = await inbox_repository.count_failed_attempt(session, payload_id, error)

@@ -9,18 +9,56 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wacrm.kit.clock import utcnow
+from wacrm.kit.upsert import table_of
 from wacrm.models import Channel, InboundPayload, InboxState
 
+# Built once: it runs for every webhook, and building a statement costs more than running it.
+_INSERT_PAYLOAD = insert(table_of(InboundPayload))
 
-async def store_payload(session: AsyncSession, body: bytes, *, not_before: datetime) -> uuid.UUID:
-    """Keep the raw bytes, pending. ``not_before`` keeps the worker off it meanwhile."""
-    payload = InboundPayload(body=body, state=InboxState.PENDING.value, next_attempt_at=not_before)
-    session.add(payload)
-    await session.flush()
-    return payload.id
+
+async def store_payload(
+    session: AsyncSession,
+    payload_id: uuid.UUID,
+    body: bytes,
+    *,
+    not_before: datetime,
+    attempts: int = 0,
+    last_error: str | None = None,
+) -> None:
+    """Keep the raw bytes, pending: the worker processes them from ``not_before`` on."""
+    values = {
+        "id": payload_id,
+        "body": body,
+        "state": InboxState.PENDING.value,
+        "attempts": attempts,
+        "next_attempt_at": not_before,
+        "received_at": utcnow(),
+        "processed_at": None,
+        "last_error": last_error,
+    }
+    await session.execute(_INSERT_PAYLOAD, values)
+
+
+async def store_processed_payload(
+    session: AsyncSession, payload_id: uuid.UUID, body: bytes, *, now: datetime
+) -> None:
+    """Keep the raw bytes as processed (done, one attempt), for a caller that processes them
+    in this same transaction: if it rolls back, they were never stored."""
+    values = {
+        "id": payload_id,
+        "body": body,
+        "state": InboxState.DONE.value,
+        "attempts": 1,
+        "next_attempt_at": now,
+        "received_at": now,
+        "processed_at": now,
+        "last_error": None,
+    }
+    await session.execute(_INSERT_PAYLOAD, values)
 
 
 async def claim_payload(
