@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 33e954094f36
+Revision ID: 03634f06f16e
 Revises:
-Create Date: 2026-12-03 16:03:40.036387
+Create Date: 2026-12-03 16:48:59.421188
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import wacrm.kit.db
 
-revision: str = "33e954094f36"
+revision: str = "03634f06f16e"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -302,6 +302,73 @@ def upgrade() -> None:
         sa.UniqueConstraint("account_id", "name_key", name=op.f("uq_tags_account_id_name_key")),
     )
     op.create_table(
+        "webhook_endpoints",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=True),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("secret_encrypted", sa.Text(), nullable=False),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("failing_since", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("disabled_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("disabled_reason", sa.String(length=500), nullable=True),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_webhook_endpoints_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+    )
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_endpoints_account_created", ["account_id", "created_at"], unique=False
+        )
+
+    op.create_table(
+        "broadcasts",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("channel_id", sa.Uuid(), nullable=True),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("template_name", sa.String(length=512), nullable=False),
+        sa.Column("template_language", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("total_recipients", sa.Integer(), nullable=False),
+        sa.Column("accepted", sa.Integer(), nullable=False),
+        sa.Column("rejected", sa.Integer(), nullable=False),
+        sa.Column("duplicates", sa.Integer(), nullable=False),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_broadcasts_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["channels.id"],
+            name=op.f("fk_broadcasts_channel_id_channels"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcasts")),
+    )
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_broadcasts_account_created", ["account_id", "created_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_broadcasts_status_created", ["status", "created_at"], unique=False
+        )
+
+    op.create_table(
         "contact_tags",
         sa.Column("contact_id", sa.Uuid(), nullable=False),
         sa.Column("tag_id", sa.Uuid(), nullable=False),
@@ -357,6 +424,58 @@ def upgrade() -> None:
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.create_index(
             "ix_conversations_account_created", ["account_id", "created_at", "id"], unique=False
+        )
+
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("endpoint_id", sa.Uuid(), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sa.String(length=48), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_token", sa.Uuid(), nullable=True),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_webhook_deliveries_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["webhook_endpoints.id"],
+            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["events.id"],
+            name=op.f("fk_webhook_deliveries_event_id_events"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_deliveries_due",
+            ["next_attempt_at"],
+            unique=False,
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        )
+        batch_op.create_index(
+            "ix_webhook_deliveries_endpoint_created",
+            ["endpoint_id", "created_at", "id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_webhook_deliveries_event_id"), ["event_id"], unique=False
         )
 
     op.create_table(
@@ -418,6 +537,78 @@ def upgrade() -> None:
         batch_op.create_index("ix_messages_retry_due", ["status", "next_attempt_at"], unique=False)
 
     op.create_table(
+        "webhook_attempts",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("delivery_id", sa.Uuid(), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("attempted_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("succeeded", sa.Boolean(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("latency_ms", sa.Integer(), nullable=False),
+        sa.Column("error", sa.String(length=500), nullable=True),
+        sa.Column("response_body", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["webhook_deliveries.id"],
+            name=op.f("fk_webhook_attempts_delivery_id_webhook_deliveries"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
+    )
+    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_attempts_delivery", ["delivery_id", "attempted_at"], unique=False
+        )
+
+    op.create_table(
+        "broadcast_recipients",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("broadcast_id", sa.Uuid(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("message_id", sa.Uuid(), nullable=True),
+        sa.Column("error", sa.JSON(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", wacrm.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_broadcast_recipients_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["broadcast_id"],
+            ["broadcasts.id"],
+            name=op.f("fk_broadcast_recipients_broadcast_id_broadcasts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_broadcast_recipients_message_id_messages"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcast_recipients")),
+        sa.UniqueConstraint(
+            "broadcast_id", "phone", name=op.f("uq_broadcast_recipients_broadcast_id_phone")
+        ),
+    )
+    with op.batch_alter_table("broadcast_recipients", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_broadcast_recipients_claim", ["status", "broadcast_id", "position"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_broadcast_recipients_message_id"), ["message_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_broadcast_recipients_page", ["broadcast_id", "created_at", "id"], unique=False
+        )
+
+    op.create_table(
         "message_status_updates",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
@@ -454,12 +645,32 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_message_status_updates_message_id"))
 
     op.drop_table("message_status_updates")
+    with op.batch_alter_table("broadcast_recipients", schema=None) as batch_op:
+        batch_op.drop_index("ix_broadcast_recipients_page")
+        batch_op.drop_index(batch_op.f("ix_broadcast_recipients_message_id"))
+        batch_op.drop_index("ix_broadcast_recipients_claim")
+
+    op.drop_table("broadcast_recipients")
+    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_attempts_delivery")
+
+    op.drop_table("webhook_attempts")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_retry_due")
         batch_op.drop_index("ix_messages_conversation_created")
         batch_op.drop_index(batch_op.f("ix_messages_account_id"))
 
     op.drop_table("messages")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_event_id"))
+        batch_op.drop_index("ix_webhook_deliveries_endpoint_created")
+        batch_op.drop_index(
+            "ix_webhook_deliveries_due",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        )
+
+    op.drop_table("webhook_deliveries")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_index("ix_conversations_account_created")
 
@@ -468,6 +679,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contact_tags_tag_id"))
 
     op.drop_table("contact_tags")
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.drop_index("ix_broadcasts_status_created")
+        batch_op.drop_index("ix_broadcasts_account_created")
+
+    op.drop_table("broadcasts")
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_endpoints_account_created")
+
+    op.drop_table("webhook_endpoints")
     op.drop_table("tags")
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.drop_index(

@@ -19,6 +19,9 @@ from wacrm.accounts.routes import router as auth_router
 from wacrm.api_keys.routes import session_router as api_keys_session_router
 from wacrm.api_keys.routes import v1_router as api_keys_v1_router
 from wacrm.audit.routes import router as audit_router
+from wacrm.broadcasts.routes import router as broadcasts_router
+from wacrm.contacts.routes import router as contacts_router
+from wacrm.conversations.routes import router as conversations_router
 from wacrm.kit.body_limit import BodyLimitMiddleware
 from wacrm.kit.db import Database
 from wacrm.kit.errors import AppError, error_envelope
@@ -26,6 +29,7 @@ from wacrm.kit.openapi import without_framework_422
 from wacrm.kit.ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from wacrm.messages.routes import router as messages_router
 from wacrm.settings import Settings, get_settings
+from wacrm.webhooks.routes import router as webhooks_router
 from wacrm.whatsapp.client import CloudApiClient
 from wacrm.whatsapp.sandbox import create_sandbox_app
 from wacrm.whatsapp.webhook_routes import router as whatsapp_webhook_router
@@ -91,8 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_session_router)
     app.include_router(audit_router)
     app.include_router(api_keys_v1_router, prefix="/api/v1")
+    app.include_router(contacts_router, prefix="/api/v1")
+    app.include_router(conversations_router, prefix="/api/v1")
     app.include_router(whatsapp_webhook_router)
     app.include_router(messages_router, prefix="/api/v1")
+    app.include_router(broadcasts_router, prefix="/api/v1")
+    app.include_router(webhooks_router, prefix="/api/v1")
     _add_health_routes(app)
     _add_error_handlers(app)
     _declare_400_not_422(app)

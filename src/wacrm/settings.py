@@ -64,6 +64,38 @@ class Settings(BaseSettings):
     worker_in_process: bool = Field(True, description="run the worker inside `wacrm serve`")
     worker_poll_seconds: float = Field(0.5, gt=0, description="idle worker poll interval")
 
+    # Outbound webhooks.
+    webhooks_allow_private_targets: bool = Field(
+        False,
+        description="allow http:// and loopback/private webhook targets (development and "
+        "tests only; refused when env is production)",
+    )
+    webhooks_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        min_length=1,
+        max_length=50,
+        description="delay before each delivery attempt, from the previous one (the first, 0, "
+        "is the event itself); its length is the number of attempts; jittered by 10%",
+    )
+    webhooks_timeout_seconds: float = Field(
+        10, gt=0, le=120, description="deadline of one delivery attempt (and of the DNS lookup)"
+    )
+    webhooks_lease_seconds: float = Field(
+        60,
+        gt=0,
+        description="how long a claimed delivery is reserved for its worker before another "
+        "may retry it; at least twice the timeout plus a second",
+    )
+    webhooks_concurrency: int = Field(
+        64, ge=1, le=1000, description="deliveries in flight per worker process"
+    )
+    webhooks_disable_after_failures: int = Field(
+        15, ge=1, description="auto-disable: failed attempts in a row, with no success between"
+    )
+    webhooks_disable_after_seconds: float = Field(
+        86400, ge=0, description="auto-disable: and failing for at least this long"
+    )
+
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:
         if not self.database_url:
@@ -74,6 +106,21 @@ class Settings(BaseSettings):
             self.secret_key = _persisted_secret(self.var_dir / "secret_key")
         if self.env == "production":
             self.sandbox_enabled = False
+            if self.webhooks_allow_private_targets:
+                raise ValueError(
+                    "WACRM_WEBHOOKS_ALLOW_PRIVATE_TARGETS must not be set when WACRM_ENV=production"
+                )
+        schedule = self.webhooks_retry_schedule_seconds
+        if schedule[0] != 0 or any(delay < 0 for delay in schedule):
+            raise ValueError(
+                "WACRM_WEBHOOKS_RETRY_SCHEDULE_SECONDS must start with 0 (the first attempt is "
+                "made at once) and hold no negative delays"
+            )
+        if self.webhooks_lease_seconds < 2 * self.webhooks_timeout_seconds + 1:
+            raise ValueError(
+                "WACRM_WEBHOOKS_LEASE_SECONDS must be at least twice "
+                "WACRM_WEBHOOKS_TIMEOUT_SECONDS plus one second"
+            )
         base = self.public_base_url.rstrip("/")
         self.sandbox_base_url = self.sandbox_base_url or f"{base}/sandbox"
         self.sandbox_webhook_url = self.sandbox_webhook_url or f"{base}/webhooks/whatsapp"

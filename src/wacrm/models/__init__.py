@@ -4,6 +4,7 @@ from wacrm.kit.db import Base
 from wacrm.models.accounts import Account, LoginSession, Membership, Role, User
 from wacrm.models.api_keys import ApiKey
 from wacrm.models.audit import AuditEvent
+from wacrm.models.broadcasts import Broadcast, BroadcastRecipient, BroadcastStatus, RecipientStatus
 from wacrm.models.channels import Channel, ChannelKind
 from wacrm.models.contacts import Contact, ContactTag, Tag
 from wacrm.models.conversations import (
@@ -17,12 +18,16 @@ from wacrm.models.conversations import (
 from wacrm.models.events import Event
 from wacrm.models.idempotency import IdempotencyRecord
 from wacrm.models.inbox import InboundPayload, InboxState
+from wacrm.models.webhooks import WebhookEndpoint as WebhookEndpoint  # registers its tables
 
 __all__ = [
     "Account",
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Broadcast",
+    "BroadcastRecipient",
+    "BroadcastStatus",
     "Channel",
     "ChannelKind",
     "Contact",
@@ -39,6 +44,7 @@ __all__ = [
     "Message",
     "MessageStatus",
     "MessageStatusUpdate",
+    "RecipientStatus",
     "Role",
     "Tag",
     "User",

@@ -6,7 +6,9 @@ import asyncio
 
 from fastapi import FastAPI
 
+from wacrm.broadcasts.tasks import send_broadcast_batches, settle_stalled_broadcast_recipients
 from wacrm.messages.tasks import mark_stalled_sends, retry_due_sends
+from wacrm.webhooks.tasks import deliver_webhooks
 from wacrm.whatsapp.tasks import process_due_payloads
 from wacrm.worker.runner import Job, WorkerContext
 
@@ -15,7 +17,14 @@ async def inbound_payloads(context: WorkerContext) -> int:
     return await process_due_payloads(context.database, context.settings)
 
 
-WORKER_JOBS: list[Job] = [inbound_payloads, retry_due_sends, mark_stalled_sends]
+WORKER_JOBS: list[Job] = [
+    inbound_payloads,
+    retry_due_sends,
+    mark_stalled_sends,
+    send_broadcast_batches,
+    settle_stalled_broadcast_recipients,
+    deliver_webhooks,
+]
 
 
 def worker_context(app: FastAPI) -> WorkerContext:

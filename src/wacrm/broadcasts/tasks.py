@@ -1,0 +1,206 @@
+"""Worker jobs that drain broadcasts.
+
+``send_broadcast_batches`` claims a batch of pending recipients (``sending``, committed
+before Meta is called) and sends them concurrently; the client's per-number throttle
+sets the pace. Per recipient: the contact, conversation and message rows are committed
+with the recipient's ``message_id`` first, then Meta is called, then the outcome is
+recorded on the message and the recipient in one transaction:
+
+- ``sent``: Meta accepted it (the message carries the wamid);
+- ``failed``: Meta refused it (its error is on the recipient and the message);
+- ``unknown``: no usable answer: it may have been sent, so it is never sent again;
+- Meta said "later" (130429, 5xx): the message is ``retrying`` and belongs to the
+  messages retry job; the recipient is ``sent`` (handed over) and shows as ``retrying``.
+
+``settle_stalled_broadcast_recipients``: a recipient still ``sending`` after
+``STALLED_AFTER`` belongs to a worker that died, maybe after Meta took the message:
+it becomes ``unknown``, never sent again.
+
+A broadcast completes when no recipient is pending or sending; a conditional UPDATE lets
+exactly one worker complete it and record the one ``broadcast.completed`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from wacrm.broadcasts import repository
+from wacrm.broadcasts.service import record_completed
+from wacrm.channels import repository as channels_repository
+from wacrm.conversations.threads import open_thread
+from wacrm.kit.clock import utcnow
+from wacrm.kit.errors import AppError
+from wacrm.messages import repository as messages_repository
+from wacrm.messages.content import OutboundContent
+from wacrm.messages.sending import Outcome, dispatch, message_row
+from wacrm.models import Broadcast, Channel, Message, MessageStatus, RecipientStatus
+from wacrm.whatsapp.client import CloudApiClient
+from wacrm.worker.runner import WorkerContext
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 50
+STALLED_AFTER = timedelta(minutes=10)
+
+_RECIPIENT_OUTCOME = {
+    MessageStatus.SENT: RecipientStatus.SENT,
+    MessageStatus.RETRYING: RecipientStatus.SENT,
+    MessageStatus.FAILED: RecipientStatus.FAILED,
+    MessageStatus.UNKNOWN: RecipientStatus.UNKNOWN,
+}
+
+
+async def send_broadcast_batches(context: WorkerContext, batch_size: int | None = None) -> int:
+    """Claim and send one batch of the oldest active broadcast; returns recipients taken."""
+    client = context.services["whatsapp"]
+    assert isinstance(client, CloudApiClient)
+    limit = batch_size or BATCH_SIZE
+    async with context.database.sessions() as session:
+        now = utcnow()
+        broadcast, claimed = None, []
+        for candidate in await repository.active_with_pending(session, limit=5):
+            # The broadcast row before its recipients: the lock order cancelling uses.
+            await repository.mark_started(session, candidate.id, now)
+            claimed = await repository.claim_recipients(session, candidate.id, limit, now)
+            if claimed:
+                broadcast = candidate
+                break
+        channel = None
+        if broadcast is not None and broadcast.channel_id is not None:
+            channel = await channels_repository.get_channel(
+                session, broadcast.account_id, broadcast.channel_id
+            )
+        await session.commit()  # claimed rows are ours before any call to Meta
+    if broadcast is None:
+        return 0
+    if channel is None:
+        error = {"message": "the WhatsApp number of this broadcast was removed"}
+        async with context.database.sessions() as session:
+            ids = [recipient_id for recipient_id, _, _ in claimed]
+            await repository.settle(session, ids, RecipientStatus.FAILED, error, utcnow())
+            await session.commit()
+    else:
+        prepared = await _prepare(context, broadcast, channel, claimed)
+        sends = (_dispatch(context, client, channel, item) for item in prepared)
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for item, result in zip(prepared, results, strict=True):
+            if isinstance(result, BaseException):
+                # Left `sending`: settled as unknown later, as it may have reached Meta.
+                logger.error("broadcast send to %s failed", item.recipient_id, exc_info=result)
+    await complete_if_done(context, broadcast.id)
+    return len(claimed)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    recipient_id: uuid.UUID
+    message: Message
+    payload: dict[str, Any]
+
+
+async def _prepare(
+    context: WorkerContext,
+    broadcast: Broadcast,
+    channel: Channel,
+    claimed: list[tuple[uuid.UUID, str, list[str]]],
+) -> list[_Prepared]:
+    """Contacts, conversations and messages of the batch, committed in one transaction
+    (with each recipient's ``message_id``) before any call to Meta."""
+    prepared: list[_Prepared] = []
+    failed: list[tuple[uuid.UUID, dict[str, Any]]] = []
+    account_id = broadcast.account_id
+    async with context.database.sessions() as session:
+        now = utcnow()
+        ours = await repository.lock_claimed(session, [item[0] for item in claimed], now)
+        # In phone order: concurrent batches sharing numbers lock contacts in one order.
+        for recipient_id, phone, params in sorted(claimed, key=lambda item: item[1]):
+            if recipient_id not in ours:
+                continue  # settled meanwhile (e.g. as unknown): never send
+            content = OutboundContent(
+                type="template",
+                template_name=broadcast.template_name,
+                template_language=broadcast.template_language,
+                template_params=tuple(params),
+            )
+            try:
+                payload = content.payload(phone, None)
+            except AppError as exc:  # checked at creation; kept for rows written otherwise
+                failed.append((recipient_id, {"message": exc.message, "details": exc.details}))
+                continue
+            thread = await open_thread(
+                session, account_id, phone, channel_id=channel.id, source="broadcast"
+            )
+            message = message_row(
+                account_id=account_id,
+                conversation_id=thread.conversation.id,
+                contact_id=thread.contact.id,
+                channel_id=channel.id,
+                message_type=content.type,
+                content=content.as_json(),
+                reply_to_wamid=None,
+            )
+            session.add(message)
+            await messages_repository.touch_conversation(
+                session, account_id, thread.conversation.id, now
+            )
+            prepared.append(_Prepared(recipient_id, message, payload))
+        await session.flush()
+        await repository.link_messages(
+            session, {item.recipient_id: item.message.id for item in prepared}
+        )
+        for recipient_id, error in failed:
+            await repository.settle(session, [recipient_id], RecipientStatus.FAILED, error, now)
+        await session.commit()  # every message exists before Meta is called
+    return prepared
+
+
+async def _dispatch(
+    context: WorkerContext, client: CloudApiClient, channel: Channel, item: _Prepared
+) -> None:
+    """Call Meta for one prepared recipient; record the outcome on message and recipient."""
+    async with context.database.sessions() as session:
+        outcome = await dispatch(
+            session,
+            context.settings,
+            client,
+            message=item.message,
+            channel=channel,
+            payload=item.payload,
+        )
+        status = _RECIPIENT_OUTCOME.get(outcome.status, RecipientStatus.UNKNOWN)
+        await repository.settle(session, [item.recipient_id], status, _error(outcome), utcnow())
+        await session.commit()
+
+
+def _error(outcome: Outcome) -> dict[str, object] | None:
+    if outcome.status is MessageStatus.FAILED and outcome.error is not None:
+        return outcome.error.as_dict()
+    if outcome.status is MessageStatus.UNKNOWN:
+        return {"message": "no usable answer from WhatsApp; the message may have been sent"}
+    return None
+
+
+async def complete_if_done(context: WorkerContext, broadcast_id: uuid.UUID) -> bool:
+    """Complete the broadcast if nothing is left to send; True for the one worker that did."""
+    async with context.database.sessions() as session:
+        broadcast = await repository.complete_if_done(session, broadcast_id, utcnow())
+        if broadcast is not None:
+            counts = await repository.counts(session, broadcast.account_id, [broadcast.id])
+            await record_completed(session, broadcast, counts[broadcast.id])
+        await session.commit()
+    return broadcast is not None
+
+
+async def settle_stalled_broadcast_recipients(context: WorkerContext) -> int:
+    """Recipients left ``sending`` by a dead worker become ``unknown`` (never re-sent)."""
+    async with context.database.sessions() as session:
+        broadcast_ids = await repository.mark_stalled(session, utcnow() - STALLED_AFTER)
+        await session.commit()
+    for broadcast_id in set(broadcast_ids):
+        await complete_if_done(context, broadcast_id)
+    return len(broadcast_ids)
