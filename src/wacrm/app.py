@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -118,14 +119,30 @@ def _add_health_routes(app: FastAPI) -> None:
 
     @app.get("/readyz", tags=["operations"], response_class=PlainTextResponse)
     async def readyz(request: Request) -> PlainTextResponse:
-        """The database answers."""
+        """The database answers and its schema is the one this code expects."""
         try:
             async with request.app.state.database.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+                current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
         except Exception as exc:
             logger.warning("readiness check failed: %s", exc)
-            return PlainTextResponse("database unavailable", status_code=503)
+            return PlainTextResponse(
+                "database unavailable or not migrated (run `wacrm db upgrade`)", status_code=503
+            )
+        if current != _schema_head():
+            return PlainTextResponse(
+                f"database schema {current} is not {_schema_head()}: run `wacrm db upgrade`",
+                status_code=503,
+            )
         return PlainTextResponse("ok")
+
+
+@lru_cache(maxsize=1)
+def _schema_head() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    from wacrm.cli import MIGRATIONS_DIR
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 def _declare_400_not_422(app: FastAPI) -> None:

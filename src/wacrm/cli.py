@@ -55,6 +55,7 @@ def db_upgrade(revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", settings.database_url)
     command.upgrade(config, revision)
+    typer.echo(f"database schema is up to date ({revision})")
 
 
 @app.command()

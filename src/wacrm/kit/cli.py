@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.kit.db import Database
@@ -36,6 +37,16 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     except AppError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
+    except (OperationalError, ProgrammingError) as exc:
+        if not _missing_schema(exc):
+            raise
+        typer.echo("error: the database has no schema yet: run `wacrm db upgrade` first", err=True)
+        raise typer.Exit(1) from None
+
+
+def _missing_schema(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 def print_json(payload: Any) -> None:
