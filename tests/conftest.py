@@ -26,8 +26,28 @@ os.environ.setdefault("WACRM_ARGON2_TIME_COST", "1")
 os.environ.setdefault("WACRM_ARGON2_MEMORY_KIB", "1024")
 os.environ.setdefault("WACRM_SECRET_KEY", "test-secret-key-not-for-production")
 
-TEST_DATABASE_URL = os.environ.get("WACRM_TEST_DATABASE_URL")
-TEST_REDIS_URL = os.environ.get("WACRM_TEST_REDIS_URL")
+# Under pytest-xdist each worker gets its own PostgreSQL database and Redis db number,
+# because every test starts by emptying them.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_NO = int(_WORKER[2:]) if _WORKER.startswith("gw") else 0
+
+
+def _per_worker_database(url: str | None) -> str | None:
+    if not url or not _WORKER:
+        return url
+    base, _, name = url.rpartition("/")
+    return f"{base}/{name}_{_WORKER}"
+
+
+def _per_worker_redis(url: str | None) -> str | None:
+    if not url or not _WORKER:
+        return url
+    base, _, number = url.rpartition("/")
+    return f"{base}/{max(int(number or 0) - _WORKER_NO, 0)}"
+
+
+TEST_DATABASE_URL = _per_worker_database(os.environ.get("WACRM_TEST_DATABASE_URL"))
+TEST_REDIS_URL = _per_worker_redis(os.environ.get("WACRM_TEST_REDIS_URL"))
 
 
 def migrate(url: str) -> None:
@@ -43,11 +63,25 @@ def migrate(url: str) -> None:
 
 
 async def _reset_postgres_schema(url: str) -> None:
+    if _WORKER:
+        await _create_database_if_missing(url)
     engine = create_async_engine(url)
     async with engine.begin() as connection:
         await connection.execute(text("DROP SCHEMA public CASCADE"))
         await connection.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
+
+
+async def _create_database_if_missing(url: str) -> None:
+    base, _, name = url.rpartition("/")
+    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        exists = await connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        )
+        if not exists:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -196,7 +195,15 @@ async def test_revoking_another_accounts_key_is_404_and_it_keeps_working(client,
 
 
 @pytest.mark.parametrize(
-    "key_id", ["not-a-uuid", "123", "%27%3B--", str(uuid.uuid4()), "0" * 33, "%E2%98%83"]
+    "key_id",
+    [
+        "not-a-uuid",
+        "123",
+        "%27%3B--",
+        "3f2c9e1a-7b4d-4c8e-9a6f-0d1e2b3c4a5f",
+        "0" * 33,
+        "%E2%98%83",
+    ],
 )
 async def test_odd_key_ids_are_400_or_404_in_the_envelope(client, db, key_id):
     owner = await log_in_as(client, db, Role.OWNER)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from wacrm.api_keys import repository
 from wacrm.api_keys.scopes import Scope
@@ -27,7 +29,7 @@ from wacrm.kit.clock import utcnow
 from wacrm.kit.db import get_database
 from wacrm.kit.errors import Forbidden, RateLimited, Unauthorized
 from wacrm.kit.http import client_ip
-from wacrm.kit.idempotency import idempotent_route_class
+from wacrm.kit.idempotency import run_idempotently
 from wacrm.kit.ratelimit import RateLimiter, RateLimitStatus
 from wacrm.settings import Settings
 
@@ -52,7 +54,7 @@ class ApiPrincipal:
 def bearer_token(header: str | None) -> str | None:
     if not header or len(header) > _MAX_HEADER:
         return None
-    header = header.strip()
+    header = header.strip(" \t")  # only HTTP whitespace: str.strip() would eat NBSP and NEL
     if header.startswith("wacrm_") and " " not in header:
         return header
     match = _BEARER.fullmatch(header)
@@ -95,10 +97,6 @@ async def authenticate(request: Request) -> ApiPrincipal:
     principal = await _authenticate(request)
     request.state.principal = principal
     return principal
-
-
-async def authenticated_account(request: Request) -> uuid.UUID:
-    return (await authenticate(request)).account_id
 
 
 async def _authenticate(request: Request) -> ApiPrincipal:
@@ -162,12 +160,36 @@ async def _lookup(request: Request, settings: Settings) -> ApiPrincipal | None:
 AnyKey = Annotated[ApiPrincipal, Depends(authenticate)]
 
 
-IdempotentRoute = idempotent_route_class(authenticated_account)
+def _declared_scope_checks(dependant: Dependant) -> list[Callable[..., Awaitable[Any]]]:
+    checks: list[Callable[..., Awaitable[Any]]] = []
+    for sub in dependant.dependencies:
+        if sub.call is not None and getattr(sub.call, "required_scope", None) is not None:
+            checks.append(sub.call)
+        checks += _declared_scope_checks(sub)
+    return checks
+
+
+class PublicRoute(APIRoute):
+    """A route of ``/api/v1``: key, rate limit and scope are checked before the body is
+    even parsed (no input is looked at for a caller who may not call), then POSTs run
+    under their Idempotency-Key."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        scope_checks = _declared_scope_checks(self.dependant)
+
+        async def route_handler(request: Request) -> Response:
+            principal = await authenticate(request)
+            for check in scope_checks:
+                await check(principal)
+            return await run_idempotently(request, principal.account_id, handle)
+
+        return route_handler
 
 
 def public_router(**options: Any) -> APIRouter:
-    """A router for ``/api/v1``: its POSTs honour Idempotency-Key for the key's account."""
-    return APIRouter(route_class=IdempotentRoute, **options)
+    """A router for ``/api/v1`` (see ``PublicRoute``)."""
+    return APIRouter(route_class=PublicRoute, **options)
 
 
 def require_scope(scope: Scope) -> Callable[[ApiPrincipal], Awaitable[ApiPrincipal]]:

@@ -16,7 +16,7 @@ from wacrm.api_keys.secret import NewSecret, generate_secret
 from wacrm.audit.service import Actor, record
 from wacrm.kit.clock import utcnow
 from wacrm.kit.errors import BadRequest, Conflict, NotFound, field_error
-from wacrm.kit.text import clean_name
+from wacrm.kit.text import clean_name, text_problem
 from wacrm.models import ApiKey
 
 MAX_NAME_LENGTH = 80
@@ -77,6 +77,8 @@ def resolve_expiry(
         return now + timedelta(days=expires_in_days)
     if expires_at is None:
         return None
+    if text_problem(expires_at):
+        raise field_error("expires_at", "must be an ISO-8601 date-time")
     try:
         moment = datetime.fromisoformat(expires_at.strip())
     except ValueError:

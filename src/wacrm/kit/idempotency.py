@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -33,8 +31,6 @@ TTL = timedelta(hours=24)
 # A record still "in progress" this long after it began belongs to a process that died.
 ABANDONED_AFTER = timedelta(minutes=5)
 MAX_KEY_LENGTH = 255
-
-Authenticate = Callable[[Request], Awaitable[uuid.UUID]]
 
 
 class IdempotencyKeyReused(AppError):
@@ -149,37 +145,30 @@ async def _handle_and_commit(
             request.scope["fastapi_function_astack"] = previous
 
 
-def idempotent_route_class(authenticate: Authenticate) -> type[APIRoute]:
-    """An APIRoute whose POSTs honour Idempotency-Key for the authenticated account."""
-
-    class IdempotentRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handle = super().get_route_handler()
-
-            async def route_handler(request: Request) -> Response:
-                raw_key = request.headers.get(HEADER)
-                if request.method != "POST" or raw_key is None:
-                    return await handle(request)
-                account_id = await authenticate(request)
-                key = _validate_key(raw_key)
-                database = get_database(request)
-                request_hash = _request_hash(request, await request.body())
-                replay = await _begin(database, account_id, key, request_hash)
-                if replay is not None:
-                    return replay
-                try:
-                    response = await _handle_and_commit(handle, request)
-                except AppError as exc:
-                    error = JSONResponse(exc.envelope(), status_code=exc.status)
-                    await _finish(database, account_id, key, exc.status, bytes(error.body))
-                    raise
-                except BaseException:
-                    await _finish(database, account_id, key, None, b"")
-                    raise
-                stored = response.status_code if response.status_code < 500 else None
-                await _finish(database, account_id, key, stored, bytes(response.body))
-                return response
-
-            return route_handler
-
-    return IdempotentRoute
+async def run_idempotently(
+    request: Request,
+    account_id: uuid.UUID,
+    handle: Callable[[Request], Awaitable[Response]],
+) -> Response:
+    """Run a POST under its Idempotency-Key (if it has one) for the authenticated account."""
+    raw_key = request.headers.get(HEADER)
+    if request.method != "POST" or raw_key is None:
+        return await handle(request)
+    key = _validate_key(raw_key)
+    database = get_database(request)
+    request_hash = _request_hash(request, await request.body())
+    replay = await _begin(database, account_id, key, request_hash)
+    if replay is not None:
+        return replay
+    try:
+        response = await _handle_and_commit(handle, request)
+    except AppError as exc:
+        error = JSONResponse(exc.envelope(), status_code=exc.status)
+        await _finish(database, account_id, key, exc.status, bytes(error.body))
+        raise
+    except BaseException:
+        await _finish(database, account_id, key, None, b"")
+        raise
+    stored = response.status_code if response.status_code < 500 else None
+    await _finish(database, account_id, key, stored, bytes(response.body))
+    return response
