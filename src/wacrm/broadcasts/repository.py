@@ -1,18 +1,17 @@
-"""All SQL about broadcasts and their recipients.
+"""SQL of the broadcasts API: every query starts from the caller's account.
 
-API queries start from the caller's account. Worker queries (claiming, settling,
-completing) work across accounts by recipient or broadcast id, as the worker serves all.
+The send queue's SQL (claiming, settling, completing) is in ``queue_repository``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.kit.pagination import Page, Paginator
@@ -96,15 +95,6 @@ class RecipientRow:
     attempts: int
     created_at: datetime
     updated_at: datetime
-
-
-@dataclass(frozen=True)
-class Claim:
-    broadcast: Broadcast
-    recipients: list[tuple[uuid.UUID, str, list[str]]] = field(default_factory=list)
-
-
-# --- the API side -----------------------------------------------------------------------
 
 
 async def insert_recipients(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -232,155 +222,3 @@ async def mark_cancelled(
         .execution_options(synchronize_session=False)
     )
     return True
-
-
-# --- the worker side --------------------------------------------------------------------
-
-
-async def active_with_pending(session: AsyncSession, limit: int) -> list[Broadcast]:
-    """Broadcasts with recipients still to claim, oldest first."""
-    pending = exists().where(
-        Recipient.broadcast_id == Broadcast.id, Recipient.status == RecipientStatus.PENDING.value
-    )
-    statement = (
-        select(Broadcast)
-        .where(Broadcast.status.in_(ACTIVE), pending)
-        .order_by(Broadcast.created_at, Broadcast.id)
-        .limit(limit)
-    )
-    return list((await session.execute(statement)).scalars())
-
-
-async def claim_recipients(
-    session: AsyncSession, broadcast_id: uuid.UUID, limit: int, now: datetime
-) -> list[tuple[uuid.UUID, str, list[str]]]:
-    """Move up to ``limit`` pending recipients to ``sending`` for this worker, atomically.
-
-    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take disjoint rows.
-    SQLite: one writer at a time makes the single conditional UPDATE atomic.
-    """
-    candidates = (
-        select(Recipient.id)
-        .where(
-            Recipient.broadcast_id == broadcast_id,
-            Recipient.status == RecipientStatus.PENDING.value,
-        )
-        .order_by(Recipient.position)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    claimed = await session.execute(
-        update(Recipient)
-        .where(Recipient.id.in_(candidates))
-        .where(Recipient.status == RecipientStatus.PENDING.value)
-        .values(
-            status=RecipientStatus.SENDING.value, attempts=Recipient.attempts + 1, updated_at=now
-        )
-        .returning(Recipient.id, Recipient.phone, Recipient.params)
-        .execution_options(synchronize_session=False)
-    )
-    return [(row.id, row.phone, list(row.params or [])) for row in claimed]
-
-
-async def mark_started(session: AsyncSession, broadcast_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(Broadcast)
-        .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.QUEUED.value)
-        .values(status=BroadcastStatus.SENDING.value, started_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def lock_claimed(
-    session: AsyncSession, recipient_ids: Collection[uuid.UUID], now: datetime
-) -> set[uuid.UUID]:
-    """Of recipients this worker claimed, those still ``sending`` without a message: ours
-    to send. Locked (PostgreSQL) until the messages are linked and committed."""
-    result = await session.execute(
-        update(Recipient)
-        .where(
-            Recipient.id.in_(list(recipient_ids)),
-            Recipient.status == RecipientStatus.SENDING.value,
-            Recipient.message_id.is_(None),
-        )
-        .values(updated_at=now)
-        .returning(Recipient.id)
-        .execution_options(synchronize_session=False)
-    )
-    return set(result.scalars())
-
-
-async def link_messages(session: AsyncSession, messages: dict[uuid.UUID, uuid.UUID]) -> None:
-    """Record each recipient's message (one executemany)."""
-    if messages:
-        await session.execute(
-            update(Recipient),
-            [{"id": recipient, "message_id": message} for recipient, message in messages.items()],
-        )
-
-
-async def settle(
-    session: AsyncSession,
-    recipient_ids: Collection[uuid.UUID],
-    status: RecipientStatus,
-    error: dict[str, Any] | None,
-    now: datetime,
-) -> None:
-    """Record the outcome of claimed recipients (only while they are still ``sending``)."""
-    await session.execute(
-        update(Recipient)
-        .where(
-            Recipient.id.in_(list(recipient_ids)),
-            Recipient.status == RecipientStatus.SENDING.value,
-        )
-        .values(status=status.value, error=error, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def mark_stalled(session: AsyncSession, older_than: datetime) -> list[uuid.UUID]:
-    """Recipients left ``sending`` by a worker that died: Meta may have them, so they
-    become ``unknown`` and are never sent again. Returns their broadcasts' ids."""
-    result = await session.execute(
-        update(Recipient)
-        .where(
-            Recipient.status == RecipientStatus.SENDING.value,
-            Recipient.updated_at < older_than,
-        )
-        .values(
-            status=RecipientStatus.UNKNOWN.value,
-            error={"message": "the sending worker stopped mid-send; outcome unknown"},
-        )
-        .returning(Recipient.broadcast_id)
-        .execution_options(synchronize_session=False)
-    )
-    return [row.broadcast_id for row in result]
-
-
-async def complete_if_done(
-    session: AsyncSession, broadcast_id: uuid.UUID, now: datetime
-) -> Broadcast | None:
-    """Mark the broadcast completed once no recipient is pending or sending. A conditional
-    UPDATE: of several workers finishing together, exactly one gets the broadcast back."""
-    unsettled = exists().where(
-        Recipient.broadcast_id == broadcast_id, Recipient.status.in_(UNSETTLED)
-    )
-    result = await session.execute(
-        update(Broadcast)
-        .where(
-            Broadcast.id == broadcast_id,
-            Broadcast.status == BroadcastStatus.SENDING.value,
-            ~unsettled,
-        )
-        .values(status=BroadcastStatus.COMPLETED.value, completed_at=now)
-        .returning(Broadcast.id)
-        .execution_options(synchronize_session=False)
-    )
-    if result.first() is None:
-        return None
-    statement = select(Broadcast).where(Broadcast.id == broadcast_id)
-    completed: Broadcast = (
-        await session.execute(statement.execution_options(populate_existing=True))
-    ).scalar_one()
-    return completed

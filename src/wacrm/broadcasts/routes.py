@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 
 from wacrm.api_keys.auth import ApiPrincipal, public_router, require_scope
 from wacrm.api_keys.scopes import Scope
@@ -27,6 +27,7 @@ from wacrm.models import BroadcastStatus
 router = public_router(tags=["broadcasts"])
 
 BroadcastsSend = Annotated[ApiPrincipal, Depends(require_scope(Scope.BROADCASTS_SEND))]
+BroadcastId = Annotated[uuid.UUID, Path(description="The broadcast's id")]
 
 
 @router.post(
@@ -95,7 +96,7 @@ async def list_broadcasts(
     responses=error_responses(401, 403, 404),
 )
 async def get_broadcast(
-    broadcast_id: uuid.UUID, principal: BroadcastsSend, session: DbSession
+    broadcast_id: BroadcastId, principal: BroadcastsSend, session: DbSession
 ) -> Data[BroadcastOut]:
     """One broadcast: status, totals, timestamps, and counts (sent, delivered, read,
     failed…) that follow WhatsApp's delivery statuses as they arrive."""
@@ -110,7 +111,7 @@ async def get_broadcast(
 )
 async def list_broadcast_recipients(
     request: Request,
-    broadcast_id: uuid.UUID,
+    broadcast_id: BroadcastId,
     principal: BroadcastsSend,
     session: DbSession,
     status: Annotated[
@@ -140,7 +141,7 @@ async def list_broadcast_recipients(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def cancel_broadcast(
-    broadcast_id: uuid.UUID, principal: BroadcastsSend, session: DbSession
+    broadcast_id: BroadcastId, principal: BroadcastsSend, session: DbSession
 ) -> Data[BroadcastOut]:
     """Stop a queued or sending broadcast: recipients not sent yet are cancelled at once
     (sends already under way finish). A completed or cancelled broadcast is a 409."""

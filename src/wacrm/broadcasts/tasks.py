@@ -1,9 +1,9 @@
 """Worker jobs that drain broadcasts.
 
 ``send_broadcast_batches`` claims a batch of pending recipients (``sending``, committed
-before Meta is called) and sends them concurrently; the client's per-number throttle
-sets the pace. Per recipient: the contact, conversation and message rows are committed
-with the recipient's ``message_id`` first, then Meta is called, then the outcome is
+before Meta is called). The batch's contacts, conversations and messages are written and
+committed with each recipient's ``message_id`` in one transaction; then the sends run
+concurrently (the client's per-number throttle sets the pace), and each outcome is
 recorded on the message and the recipient in one transaction:
 
 - ``sent``: Meta accepted it (the message carries the wamid);
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from wacrm.broadcasts import queue_repository as queue
 from wacrm.broadcasts import repository
 from wacrm.broadcasts.service import record_completed
 from wacrm.channels import repository as channels_repository
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
 STALLED_AFTER = timedelta(minutes=10)
+MAX_CLAIMS = 3  # a batch that cannot be prepared is retried this often, then fails
 
 _RECIPIENT_OUTCOME = {
     MessageStatus.SENT: RecipientStatus.SENT,
@@ -63,10 +65,10 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
     async with context.database.sessions() as session:
         now = utcnow()
         broadcast, claimed = None, []
-        for candidate in await repository.active_with_pending(session, limit=5):
+        for candidate in await queue.active_with_pending(session, limit=5):
             # The broadcast row before its recipients: the lock order cancelling uses.
-            await repository.mark_started(session, candidate.id, now)
-            claimed = await repository.claim_recipients(session, candidate.id, limit, now)
+            await queue.mark_started(session, candidate.id, now)
+            claimed = await queue.claim_recipients(session, candidate.id, limit, now)
             if claimed:
                 broadcast = candidate
                 break
@@ -82,10 +84,19 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
         error = {"message": "the WhatsApp number of this broadcast was removed"}
         async with context.database.sessions() as session:
             ids = [recipient_id for recipient_id, _, _ in claimed]
-            await repository.settle(session, ids, RecipientStatus.FAILED, error, utcnow())
+            await queue.settle(session, ids, RecipientStatus.FAILED, error, utcnow())
             await session.commit()
     else:
-        prepared = await _prepare(context, broadcast, channel, claimed)
+        try:
+            prepared = await _prepare(context, broadcast, channel, claimed)
+        except Exception:
+            # Meta is only called once the batch is committed: nothing was sent, so the
+            # batch goes back to the queue (a few times, then it fails).
+            async with context.database.sessions() as session:
+                ids = [recipient_id for recipient_id, _, _ in claimed]
+                await queue.release(session, ids, MAX_CLAIMS, utcnow())
+                await session.commit()
+            raise
         sends = (_dispatch(context, client, channel, item) for item in prepared)
         results = await asyncio.gather(*sends, return_exceptions=True)
         for item, result in zip(prepared, results, strict=True):
@@ -116,7 +127,7 @@ async def _prepare(
     account_id = broadcast.account_id
     async with context.database.sessions() as session:
         now = utcnow()
-        ours = await repository.lock_claimed(session, [item[0] for item in claimed], now)
+        ours = await queue.lock_claimed(session, [item[0] for item in claimed], now)
         # In phone order: concurrent batches sharing numbers lock contacts in one order.
         for recipient_id, phone, params in sorted(claimed, key=lambda item: item[1]):
             if recipient_id not in ours:
@@ -150,11 +161,11 @@ async def _prepare(
             )
             prepared.append(_Prepared(recipient_id, message, payload))
         await session.flush()
-        await repository.link_messages(
+        await queue.link_messages(
             session, {item.recipient_id: item.message.id for item in prepared}
         )
         for recipient_id, error in failed:
-            await repository.settle(session, [recipient_id], RecipientStatus.FAILED, error, now)
+            await queue.settle(session, [recipient_id], RecipientStatus.FAILED, error, now)
         await session.commit()  # every message exists before Meta is called
     return prepared
 
@@ -173,7 +184,7 @@ async def _dispatch(
             payload=item.payload,
         )
         status = _RECIPIENT_OUTCOME.get(outcome.status, RecipientStatus.UNKNOWN)
-        await repository.settle(session, [item.recipient_id], status, _error(outcome), utcnow())
+        await queue.settle(session, [item.recipient_id], status, _error(outcome), utcnow())
         await session.commit()
 
 
@@ -188,7 +199,7 @@ def _error(outcome: Outcome) -> dict[str, object] | None:
 async def complete_if_done(context: WorkerContext, broadcast_id: uuid.UUID) -> bool:
     """Complete the broadcast if nothing is left to send; True for the one worker that did."""
     async with context.database.sessions() as session:
-        broadcast = await repository.complete_if_done(session, broadcast_id, utcnow())
+        broadcast = await queue.complete_if_done(session, broadcast_id, utcnow())
         if broadcast is not None:
             counts = await repository.counts(session, broadcast.account_id, [broadcast.id])
             await record_completed(session, broadcast, counts[broadcast.id])
@@ -199,7 +210,7 @@ async def complete_if_done(context: WorkerContext, broadcast_id: uuid.UUID) -> b
 async def settle_stalled_broadcast_recipients(context: WorkerContext) -> int:
     """Recipients left ``sending`` by a dead worker become ``unknown`` (never re-sent)."""
     async with context.database.sessions() as session:
-        broadcast_ids = await repository.mark_stalled(session, utcnow() - STALLED_AFTER)
+        broadcast_ids = await queue.mark_stalled(session, utcnow() - STALLED_AFTER)
         await session.commit()
     for broadcast_id in set(broadcast_ids):
         await complete_if_done(context, broadcast_id)
