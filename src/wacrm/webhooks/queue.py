@@ -82,18 +82,19 @@ async def claim_due(
         select(WebhookDelivery.id).where(due).order_by(WebhookDelivery.next_attempt_at).limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        chosen = WebhookDelivery.id.in_(candidates.with_for_update(skip_locked=True))
-    else:
-        # SQLite: look before leasing, so an idle poll never takes the database's write lock.
-        # The UPDATE re-checks ``due``, and writers are serialised: a row leased by someone
-        # else in between is no longer due, so it is not leased twice.
-        found = list((await session.execute(candidates)).scalars())
-        if not found:
-            return []
-        chosen = WebhookDelivery.id.in_(found)
+        candidates = candidates.with_for_update(skip_locked=True)
+    # Two statements, not ``UPDATE ... WHERE id IN (SELECT ... LIMIT ... SKIP LOCKED)``: in
+    # one, PostgreSQL may rescan the subquery for every row (a nested-loop semi-join), and
+    # every rescan locks and returns further rows, far past the limit. The rows found here
+    # stay locked until commit (PostgreSQL). On SQLite the UPDATE re-checks ``due`` and
+    # writers are serialised, so a row leased by someone else meanwhile is not taken; and an
+    # idle poll never takes the database's write lock.
+    found = list((await session.execute(candidates)).scalars())
+    if not found:
+        return []
     leased = await session.execute(
         update(WebhookDelivery)
-        .where(chosen, due)
+        .where(WebhookDelivery.id.in_(found), due)
         .values(next_attempt_at=lease_until, lease_token=token)
         .returning(WebhookDelivery.id)
         .execution_options(synchronize_session=False)
@@ -119,7 +120,7 @@ async def claim_due(
         .join(Event, Event.id == WebhookDelivery.event_id)
         .where(WebhookDelivery.id.in_(ids))
     )
-    return [ClaimedDelivery(row[0], token, *row[1:]) for row in rows.tuples()]
+    return [ClaimedDelivery(row[0], token, *row[1:]) for row in rows]
 
 
 _deliveries = WebhookDelivery.__table__
@@ -213,7 +214,7 @@ async def _keep_endpoint_health(
 ) -> None:
     health: dict[uuid.UUID, _Health] = {}
     for outcome in outcomes:
-        if outcome.result is None:
+        if outcome.result is None or outcome.result.internal:
             continue
         entry = health.setdefault(outcome.delivery.endpoint_id, _Health())
         if outcome.result.succeeded:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from wacrm.api_keys.auth import ApiPrincipal, public_router, require_scope
+from wacrm.api_keys.auth import ApiPrincipal, PublicRoute, public_router, require_scope
 from wacrm.api_keys.scopes import Scope
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data, ListOf, PageMeta
@@ -24,10 +25,24 @@ from wacrm.webhooks.schemas import (
 )
 from wacrm.webhooks.ssrf import Resolver
 
+
+class SecretResponseRoute(PublicRoute):
+    """A `PublicRoute` whose response holds a signing secret. Idempotency-Key replay works by
+    storing responses, and a secret is never stored in plaintext: the header is ignored."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            headers = request.scope["headers"]
+            request.scope["headers"] = [(k, v) for k, v in headers if k != b"idempotency-key"]
+            return await handle(request)
+
+        return route_handler
+
+
 router = public_router(tags=["webhooks"])
-# Responses carrying a signing secret must never be stored, and the Idempotency-Key machinery
-# stores responses to replay them: these routes do not take part in it.
-secret_router = APIRouter(tags=["webhooks"])
+secret_router = APIRouter(route_class=SecretResponseRoute, tags=["webhooks"])
 
 WebhooksManage = Annotated[ApiPrincipal, Depends(require_scope(Scope.WEBHOOKS_MANAGE))]
 Cursor = Annotated[

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 ROUND_SECONDS = 1.0
 RECORD_EVERY_SECONDS = 0.05
-RECORD_AT = 50  # finished attempts recorded in one transaction
+RECORD_AT = 100  # finished attempts recorded in one transaction
 _SECRET_CACHE_SIZE = 1000
 
 
@@ -43,7 +43,7 @@ class WebhookPump:
         self._database = database
         self._secret_key = settings.secret_key
         self._concurrency = settings.webhooks_concurrency
-        self._refill_at = max(1, self._concurrency // 4)
+        self._refill_at = max(1, self._concurrency // 3)
         self._poll_seconds = settings.worker_poll_seconds
         self._lease = timedelta(seconds=settings.webhooks_lease_seconds)
         self._policy = RetryPolicy(
@@ -140,9 +140,8 @@ class WebhookPump:
             result = await self._sender.post(delivery.url, headers, body)
         except Exception as exc:  # a bug or a bad deployment secret: log it, retry later
             logger.exception("webhook delivery %s could not be attempted", delivery.id)
-            result = AttemptResult(
-                False, None, 0, f"internal error: {type(exc).__name__}", None, None
-            )
+            error = f"internal error: {type(exc).__name__}"
+            result = AttemptResult(False, None, 0, error, None, None, internal=True)
         return Outcome(delivery, result, attempted_at)
 
     def _secret(self, encrypted: str) -> str:

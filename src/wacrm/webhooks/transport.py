@@ -1,34 +1,30 @@
 """One HTTP attempt to a receiver, connecting only to the addresses vetted for it.
 
 Before every attempt the stored URL is checked again (`normalise_webhook_url`) and its host
-resolved once (`resolve_public_addresses`). The connection pool's network backend then dials
-one of exactly those addresses: it is told them through a context variable set for the
-attempt, and refuses to connect anywhere else. The URL itself is left untouched, so the Host
-header, the TLS SNI name and certificate verification all use the real host name, and pooled
-connections are kept per host name, never shared between names that happen to share an IP.
-
-Redirects are never followed (httpcore has no such feature), the whole exchange has one
-deadline (a receiver dripping one byte at a time cannot hold a worker), and at most
-`MAX_READ_BYTES` of a response are ever read.
+resolved once (`resolve_public_addresses`); the connection goes to one of exactly those
+addresses (`http11`), while the Host header, TLS SNI and certificate verification use the
+real host name. The whole exchange has one deadline (a receiver dripping one byte at a time
+cannot hold a worker), redirects are never followed, and at most `MAX_READ_BYTES` of a
+response are ever read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import ipaddress
 import ssl
 import time
-from collections.abc import Iterable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from urllib.parse import urlsplit
 
-import httpcore
+import h11
 import httpx
 
 from wacrm import __version__
+from wacrm.webhooks.http11 import ConnectFailed, ConnectionPool, PoolKey, Response, post
 from wacrm.webhooks.ssrf import (
     Resolver,
     UnsafeWebhookUrl,
@@ -45,9 +41,23 @@ USER_AGENT = f"wacrm-webhooks/{__version__}"
 @dataclass(frozen=True)
 class VettedTarget:
     url: str  # canonical: the string that was checked is the one requested
-    host: str  # as the connection pool sees it (IPv6 without brackets)
+    host: str  # IPv6 without brackets
     port: int
     addresses: tuple[str, ...]
+
+    @property
+    def key(self) -> PoolKey:
+        return (self.url.split(":", 1)[0], self.host, self.port)
+
+    @property
+    def authority(self) -> str:
+        """The Host header: the canonical URL's host, and its port unless the default."""
+        return self.url.split("/")[2]
+
+    @property
+    def target(self) -> str:
+        """Path and query, as sent in the request line (the canonical URL always has a path)."""
+        return self.url[self.url.index("/", len(self.url.split("/")[0]) + 2) :]
 
 
 @dataclass(frozen=True)
@@ -58,22 +68,20 @@ class AttemptResult:
     error: str | None
     response_body: str | None
     retry_after: float | None  # seconds, from the receiver's Retry-After
+    # Our fault (e.g. a secret that cannot be decrypted): retried, never held against the
+    # endpoint's health.
+    internal: bool = False
 
     @property
     def gone(self) -> bool:
         return self.status_code == 410
 
 
-_vetted: ContextVar[VettedTarget | None] = ContextVar("wacrm_webhook_target", default=None)
-
-
 async def vet_url(
     raw: str, *, allow_private: bool, resolve_seconds: float, resolver: Resolver | None = None
 ) -> VettedTarget:
     """Check a webhook URL and resolve its host; raise `UnsafeWebhookUrl` unless all is safe."""
-    url = normalise_webhook_url(raw, allow_private=allow_private)
-    origin = httpcore.URL(url).origin
-    host, port = origin.host.decode("ascii"), origin.port
+    url, host, port = _parsed(raw, allow_private)
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
@@ -90,48 +98,17 @@ async def vet_url(
     return VettedTarget(url, host, port, (str(literal),))
 
 
-class VettedNetworkBackend(httpcore.AsyncNetworkBackend):
-    """Dials only the addresses vetted for the current attempt, whatever host was asked for."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        target = _vetted.get()
-        if target is None or (target.host, target.port) != (host, port):
-            raise httpcore.ConnectError(f"{host}:{port} was not vetted for this delivery")
-        failure: Exception | None = None
-        for address in target.addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None  # a VettedTarget always has an address
-        raise failure
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("webhooks never connect to unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+@functools.lru_cache(maxsize=4096)
+def _parsed(raw: str, allow_private: bool) -> tuple[str, str, int]:
+    """The canonical URL, its host and port (pure and repeated for every attempt: cached;
+    exceptions are not cached, so a refused URL is checked afresh each time)."""
+    url = normalise_webhook_url(raw, allow_private=allow_private)
+    parts = urlsplit(url)
+    return url, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 class WebhookSender:
-    """A connection pool for deliveries; one per worker process."""
+    """POSTs deliveries over pooled keep-alive connections; one per worker process."""
 
     def __init__(
         self,
@@ -145,13 +122,8 @@ class WebhookSender:
         self._allow_private = allow_private
         self._timeout = timeout
         self._resolver = resolver
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30,
-            network_backend=VettedNetworkBackend(),
-        )
+        context = ssl_context or httpx.create_ssl_context()
+        self._pool = ConnectionPool(context, max_idle=max_connections)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -168,75 +140,74 @@ class WebhookSender:
             )
         except UnsafeWebhookUrl as exc:
             return _failure(started, f"blocked: {exc}")
-        token = _vetted.set(target)
+        sent = [
+            ("Host", target.authority),
+            *headers.items(),
+            ("User-Agent", USER_AGENT),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+        ]
         try:
-            return await self._exchange(target, headers, body, started)
-        finally:
-            _vetted.reset(token)
-
-    async def _exchange(
-        self, target: VettedTarget, headers: dict[str, str], body: bytes, started: float
-    ) -> AttemptResult:
-        sent = {
-            **headers,
-            "host": target.url.split("/")[2],
-            "user-agent": USER_AGENT,
-            "content-type": "application/json",
-            "content-length": str(len(body)),
-        }
-        phases = dict.fromkeys(("connect", "read", "write", "pool"), self._timeout)
-        try:
-            async with (
-                asyncio.timeout(self._timeout),
-                self._pool.stream(
-                    "POST",
-                    target.url,
-                    headers=list(sent.items()),
-                    content=body,
-                    extensions={"timeout": phases},
-                ) as response,
-            ):
-                excerpt = await _read_excerpt(response)
-        except (TimeoutError, httpcore.TimeoutException):
+            async with asyncio.timeout(self._timeout):
+                response = await self._exchange(target, sent, body)
+        except TimeoutError:
             return _failure(started, f"no complete response within {self._timeout:g} s")
-        except httpcore.ConnectError as exc:
+        except ConnectFailed as exc:
             return _failure(started, f"could not connect: {_describe(exc)}")
-        except (httpcore.ReadError, httpcore.WriteError) as exc:
-            return _failure(started, f"connection lost: {_describe(exc)}")
-        except httpcore.ProtocolError as exc:
+        except h11.RemoteProtocolError as exc:
             return _failure(started, f"invalid HTTP response: {_describe(exc)}")
-        except (OSError, httpcore.NetworkError) as exc:
-            return _failure(started, f"network error: {_describe(exc)}")
+        except OSError as exc:
+            return _failure(started, f"connection lost: {_describe(exc)}")
         status = response.status
         succeeded = 200 <= status < 300
         error = None
         if not succeeded:
             error = "redirects are not followed" if 300 <= status < 400 else f"HTTP {status}"
+        retry_after = None if succeeded else parse_retry_after(_header(response, b"retry-after"))
         return AttemptResult(
             succeeded=succeeded,
             status_code=status,
             latency_ms=_elapsed_ms(started),
             error=error,
-            response_body=clean_text(excerpt.decode("utf-8", errors="replace")),
-            retry_after=None if succeeded else parse_retry_after(_header(response, b"retry-after")),
+            response_body=clean_text(response.excerpt.decode("utf-8", errors="replace")),
+            retry_after=retry_after,
         )
 
+    async def _exchange(
+        self, target: VettedTarget, headers: list[tuple[str, str]], body: bytes
+    ) -> Response:
+        """Reuse an idle connection to this very name if there is one, else dial a vetted
+        address. A kept-alive connection the receiver had closed meanwhile is retried once."""
+        connection = self._pool.take(target.key)
+        while True:
+            if connection is None:
+                connection = await self._pool.open(target.key, target.addresses)
+            try:
+                response, reusable = await post(
+                    connection,
+                    target.target,
+                    headers,
+                    body,
+                    excerpt_bytes=EXCERPT_BYTES,
+                    max_read=MAX_READ_BYTES,
+                )
+            except (OSError, h11.RemoteProtocolError):
+                connection.close()
+                if not connection.reused:
+                    raise
+                connection = None
+                continue
+            except BaseException:
+                connection.close()  # e.g. the deadline: its state is unknown
+                raise
+            if reusable:
+                self._pool.give_back(connection)
+            else:
+                connection.close()
+            return response
 
-async def _read_excerpt(response: httpcore.Response) -> bytes:
-    """The first KiB of the body, reading no more than `MAX_READ_BYTES` of it."""
-    kept = bytearray()
-    read = 0
-    stream = response.aiter_stream()
-    async for chunk in stream:
-        read += len(chunk)
-        if len(kept) < EXCERPT_BYTES:
-            kept += chunk[: EXCERPT_BYTES - len(kept)]
-        if read >= MAX_READ_BYTES:
-            break  # the rest is never read: the connection is closed, not reused
-    return bytes(kept)
 
-
-def _header(response: httpcore.Response, name: bytes) -> str | None:
+def _header(response: Response, name: bytes) -> str | None:
     for key, value in response.headers:
         if key.lower() == name:
             return value.decode("latin-1")
