@@ -191,7 +191,18 @@ async def test_rotate_delete_and_idempotency_never_stores_a_secret(client, db, a
     _, key = await _key(db)
     headers = {**key.headers, "Idempotency-Key": "create-1"}
     webhook_id, first = await create_webhook(client, headers, "https://example.com/h")
-    rotated = await client.post(f"/api/v1/webhooks/{webhook_id}/rotate-secret", headers=headers)
+    replay = await client.post(
+        "/api/v1/webhooks",
+        headers=headers,
+        json={"url": "https://example.com/h", "events": ["contact.created"]},
+    )
+    assert replay.headers.get("Idempotent-Replayed") == "true", replay.text
+    assert replay.json()["data"]["webhook"]["id"] == webhook_id  # one endpoint, not two
+    assert replay.json()["data"]["secret"] == first  # the creation's answer, replayed
+    rotate_headers = {**key.headers, "Idempotency-Key": "rotate-1"}
+    rotated = await client.post(
+        f"/api/v1/webhooks/{webhook_id}/rotate-secret", headers=rotate_headers
+    )
     assert rotated.status_code == 200
     second = rotated.json()["data"]["secret"]
     assert second != first and second.startswith("whsec_")

@@ -21,6 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wacrm.kit.clock import utcnow
+from wacrm.kit.crypto import decrypt, encrypt
 from wacrm.kit.db import Database, get_database
 from wacrm.kit.errors import AppError, Conflict, field_error
 from wacrm.kit.text import text_problem
@@ -54,8 +55,19 @@ def _validate_key(key: str) -> str:
     return key
 
 
+def _seal(secret_key: str, body: bytes) -> bytes:
+    """Stored responses may hold secrets shown once (a webhook's signing secret): encrypted."""
+    return encrypt(secret_key, body.decode("utf-8", "surrogateescape")).encode()
+
+
+def _open(secret_key: str, sealed: bytes | None) -> bytes:
+    if sealed is None:
+        return b""
+    return decrypt(secret_key, sealed.decode()).encode("utf-8", "surrogateescape")
+
+
 async def _begin(
-    database: Database, account_id: uuid.UUID, key: str, request_hash: str
+    database: Database, secret_key: str, account_id: uuid.UUID, key: str, request_hash: str
 ) -> Response | None:
     """Claim the key, or answer from what it already holds."""
     now = utcnow()
@@ -89,7 +101,7 @@ async def _begin(
                         "A request with this Idempotency-Key is still in progress."
                     )
                 return Response(
-                    content=existing.response_body,
+                    content=_open(secret_key, existing.response_body),
                     status_code=existing.response_status,
                     media_type="application/json",
                     headers={"Idempotent-Replayed": "true"},
@@ -113,7 +125,12 @@ async def _begin(
 
 
 async def _finish(
-    database: Database, account_id: uuid.UUID, key: str, status: int | None, body: bytes
+    database: Database,
+    secret_key: str,
+    account_id: uuid.UUID,
+    key: str,
+    status: int | None,
+    body: bytes,
 ) -> None:
     async with database.sessions() as session:
         where = (IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key)
@@ -123,7 +140,7 @@ async def _finish(
             await session.execute(
                 update(IdempotencyRecord)
                 .where(*where)
-                .values(response_status=status, response_body=body)
+                .values(response_status=status, response_body=_seal(secret_key, body))
             )
         await session.commit()
 
@@ -156,19 +173,20 @@ async def run_idempotently(
         return await handle(request)
     key = _validate_key(raw_key)
     database = get_database(request)
+    secret_key: str = request.app.state.settings.secret_key
     request_hash = _request_hash(request, await request.body())
-    replay = await _begin(database, account_id, key, request_hash)
+    replay = await _begin(database, secret_key, account_id, key, request_hash)
     if replay is not None:
         return replay
     try:
         response = await _handle_and_commit(handle, request)
     except AppError as exc:
         error = JSONResponse(exc.envelope(), status_code=exc.status)
-        await _finish(database, account_id, key, exc.status, bytes(error.body))
+        await _finish(database, secret_key, account_id, key, exc.status, bytes(error.body))
         raise
     except BaseException:
-        await _finish(database, account_id, key, None, b"")
+        await _finish(database, secret_key, account_id, key, None, b"")
         raise
     stored = response.status_code if response.status_code < 500 else None
-    await _finish(database, account_id, key, stored, bytes(response.body))
+    await _finish(database, secret_key, account_id, key, stored, bytes(response.body))
     return response

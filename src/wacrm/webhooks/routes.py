@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
-from wacrm.api_keys.auth import ApiPrincipal, PublicRoute, public_router, require_scope
+from wacrm.api_keys.auth import ApiPrincipal, public_router, require_scope
 from wacrm.api_keys.scopes import Scope
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data, ListOf, PageMeta
@@ -25,24 +24,7 @@ from wacrm.webhooks.schemas import (
 )
 from wacrm.webhooks.ssrf import Resolver
 
-
-class SecretResponseRoute(PublicRoute):
-    """A `PublicRoute` whose response holds a signing secret. Idempotency-Key replay works by
-    storing responses, and a secret is never stored in plaintext: the header is ignored."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def route_handler(request: Request) -> Response:
-            headers = request.scope["headers"]
-            request.scope["headers"] = [(k, v) for k, v in headers if k != b"idempotency-key"]
-            return await handle(request)
-
-        return route_handler
-
-
 router = public_router(tags=["webhooks"])
-secret_router = APIRouter(route_class=SecretResponseRoute, tags=["webhooks"])
 
 WebhooksManage = Annotated[ApiPrincipal, Depends(require_scope(Scope.WEBHOOKS_MANAGE))]
 Cursor = Annotated[
@@ -63,7 +45,7 @@ def _resolver(request: Request) -> Resolver | None:
     return getattr(request.app.state, "webhook_resolver", None)
 
 
-@secret_router.post(
+@router.post(
     "/webhooks",
     status_code=201,
     response_model=Data[WebhookSecret],
@@ -182,7 +164,7 @@ async def test_webhook(
     return Data(data=DeliveryOut.of(view))
 
 
-@secret_router.post(
+@router.post(
     "/webhooks/{webhook_id}/rotate-secret",
     response_model=Data[WebhookSecret],
     responses=error_responses(401, 403, 404),
@@ -242,6 +224,3 @@ async def redeliver(
     keeps the same event `id`. A disabled webhook is `409`: enable it first."""
     view = await service.redeliver(session, principal.account_id, webhook_id, delivery_id)
     return Data(data=DeliveryOut.of(view))
-
-
-router.include_router(secret_router)
