@@ -132,3 +132,12 @@ async def resolve_channel(
             raise NotFound("Channel")
         return channel
     return await repository.default_channel(session, account_id)
+
+
+def webhook_secrets_of(settings: Settings, channel: Channel) -> list[bytes]:
+    """The secrets whose signature may speak for this number: its own app secret, and for
+    Meta numbers the deployment's Meta app secret. Another number's secret never does."""
+    secrets_ = [decrypt(settings.secret_key, channel.app_secret_encrypted).encode()]
+    if ChannelKind(channel.kind) is ChannelKind.META and settings.meta_app_secret:
+        secrets_.append(settings.meta_app_secret.encode())
+    return secrets_
