@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wacrm.channels import repository as channels_repository
 from wacrm.channels import service as channels_service
 from wacrm.kit.clock import utcnow
 from wacrm.kit.db import Database, new_id
@@ -63,6 +64,26 @@ async def _known_verify_token(session: AsyncSession, settings: Settings, token: 
     return await inbox_repository.is_channel_verify_token(session, token)
 
 
+async def _signed_for_every_number(
+    session: AsyncSession, settings: Settings, body: bytes, signature: str | None
+) -> bool:
+    """A valid signature is not enough: it must come from the secret of every number the
+    payload speaks for, or one tenant's app secret could write into another's inbox."""
+    try:
+        parsed = parse_payload(body)
+    except MalformedPayload:
+        return True  # stored, then rejected as malformed: nothing of it is applied
+    for change in parsed.changes:
+        channel = await channels_repository.by_phone_number_id(session, change.phone_number_id)
+        if channel is None:
+            continue  # unknown numbers are ignored when applied
+        own = channels_service.webhook_secrets_of(settings, channel)
+        if not signature_matches(body, signature, own):
+            logger.warning("webhook for %s signed with another number's secret", channel.id)
+            return False
+    return True
+
+
 async def receive_webhook(
     database: Database, settings: Settings, body: bytes, signature: str | None
 ) -> uuid.UUID:
@@ -75,6 +96,8 @@ async def receive_webhook(
     async with database.sessions() as session:
         secrets = await channels_service.app_secrets(session, settings)
         if not signature_matches(body, signature, secrets):
+            raise InvalidSignature()
+        if not await _signed_for_every_number(session, settings, body, signature):
             raise InvalidSignature()
         try:
             # One transaction for the payload and its effects: half the commits (and round
