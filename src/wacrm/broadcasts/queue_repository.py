@@ -37,8 +37,10 @@ async def claim_recipients(
 ) -> list[tuple[uuid.UUID, str, list[str]]]:
     """Move up to ``limit`` pending recipients to ``sending`` for this worker, atomically.
 
-    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take disjoint rows.
-    SQLite: one writer at a time makes the single conditional UPDATE atomic.
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take disjoint rows. The
+    rows are picked and locked first, then updated by id: an ``UPDATE … WHERE id IN (SELECT
+    … LIMIT n FOR UPDATE SKIP LOCKED)`` may run its subquery more than once and claim more
+    than ``limit``. SQLite: one writer at a time makes the claim atomic.
     """
     candidates = (
         select(Recipient.id)
@@ -48,20 +50,23 @@ async def claim_recipients(
         )
         .order_by(Recipient.position)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
+    ids = list((await session.execute(candidates)).scalars())
+    if not ids:
+        return []
     claimed = await session.execute(
         update(Recipient)
-        .where(Recipient.id.in_(candidates))
+        .where(Recipient.id.in_(ids))
         .where(Recipient.status == RecipientStatus.PENDING.value)
         .values(
             status=RecipientStatus.SENDING.value, attempts=Recipient.attempts + 1, updated_at=now
         )
-        .returning(Recipient.id, Recipient.phone, Recipient.params)
+        .returning(Recipient.id, Recipient.phone, Recipient.params, Recipient.position)
         .execution_options(synchronize_session=False)
     )
-    return [(row.id, row.phone, list(row.params or [])) for row in claimed]
+    rows = sorted(claimed, key=lambda row: row.position)
+    return [(row.id, row.phone, list(row.params or [])) for row in rows]
 
 
 async def mark_started(session: AsyncSession, broadcast_id: uuid.UUID, now: datetime) -> None:
