@@ -231,11 +231,11 @@ async def test_two_processors_of_one_status_payload_record_it_once(
 ):
     await create_outbound_message(db, account.id, OUT_1)
 
-    async def hiccup(session, change):
+    async def hiccup(session, changes):
         raise RuntimeError("database hiccup")
 
     # The request's own attempt fails, so the payload stays pending for the processors.
-    monkeypatch.setattr(inbound, "apply_change", hiccup)
+    monkeypatch.setattr(inbound, "apply_changes", hiccup)
     await _post_statuses(client, status_report(OUT_1, "delivered", 1750002010))
     monkeypatch.undo()
     payload = await one(db, InboundPayload)

@@ -255,17 +255,17 @@ async def test_twenty_megabytes_is_413_before_hmac_and_stores_nothing(client, db
 async def test_a_failure_leaves_the_payload_pending_and_the_worker_finishes_it(
     client, db, app, settings, channel, monkeypatch
 ):
-    real = inbound.apply_change
+    real = inbound.apply_changes
     calls = 0
 
-    async def flaky(session, change):
+    async def flaky(session, changes):
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("database hiccup")
-        return await real(session, change)
+        return await real(session, changes)
 
-    monkeypatch.setattr(inbound, "apply_change", flaky)
+    monkeypatch.setattr(inbound, "apply_changes", flaky)
     response = await post_signed(client, inbound_text("wamid.FLAKY1"))
     assert response.status_code == 200  # stored, so Meta must not send it again
 
@@ -304,10 +304,10 @@ async def test_a_payload_stored_before_a_crash_is_processed_by_the_worker(
 async def test_a_payload_that_always_fails_is_given_up_and_kept(
     client, db, app, settings, channel, monkeypatch
 ):
-    async def broken(session, change):
+    async def broken(session, changes):
         raise RuntimeError("always")
 
-    monkeypatch.setattr(inbound, "apply_change", broken)
+    monkeypatch.setattr(inbound, "apply_changes", broken)
     assert (await post_signed(client, inbound_text("wamid.POISON"))).status_code == 200
     for _ in range(inbound.MAX_ATTEMPTS - 1):
         payload = await one(db, InboundPayload)

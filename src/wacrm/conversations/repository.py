@@ -385,7 +385,17 @@ _RECORD_ARRIVALS = (
         unread_count=_conversations.unread_count + bindparam("arrived"),
         last_inbound_at=_latest_arrival(_conversations.last_inbound_at),
         last_message_at=_latest_arrival(_conversations.last_message_at),
-        channel_id=bindparam("channel"),
+        # The number the customer wrote to last, by the messages' own times.
+        channel_id=case(
+            (
+                or_(
+                    _conversations.last_inbound_at.is_(None),
+                    _conversations.last_inbound_at <= _arrived_at,
+                ),
+                bindparam("channel", type_=_conversations.channel_id.type),
+            ),
+            else_=_conversations.channel_id,
+        ),
     )
 )
 
@@ -398,7 +408,8 @@ async def record_inbound_many(
     channel_id: uuid.UUID,
 ) -> None:
     """``record_inbound`` for several conversations in one round trip: reopen, add each
-    one's new messages to its unread count in SQL, move its window (never backwards).
+    one's new messages to its unread count in SQL, move its window and its number (to
+    ``channel_id``) unless it already saw a later message.
 
     In id order, so that concurrent batches lock shared conversations in one order.
     """

@@ -27,7 +27,9 @@ class Thread:
     conversation_created: bool
 
 
-class _ContactFields(Protocol):
+class ContactFields(Protocol):
+    """What a contact event needs: a ``Contact`` row, or a lighter ``PhoneContact``."""
+
     @property
     def id(self) -> uuid.UUID: ...
     @property
@@ -38,7 +40,7 @@ class _ContactFields(Protocol):
     def profile_name(self) -> str | None: ...
 
 
-def contact_event_data(contact: _ContactFields, source: str) -> dict[str, object]:
+def contact_event_data(contact: ContactFields, source: str) -> dict[str, object]:
     return {
         "contact_id": str(contact.id),
         "phone": contact.phone,

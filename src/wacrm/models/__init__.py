@@ -17,7 +17,7 @@ from wacrm.models.conversations import (
 )
 from wacrm.models.events import Event
 from wacrm.models.idempotency import IdempotencyRecord
-from wacrm.models.inbox import InboundPayload, InboxState
+from wacrm.models.inbox import EarlyStatus, InboundPayload, InboxState
 from wacrm.models.webhooks import WebhookEndpoint as WebhookEndpoint  # registers its tables
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Conversation",
     "ConversationStatus",
     "Direction",
+    "EarlyStatus",
     "Event",
     "IdempotencyRecord",
     "InboundPayload",

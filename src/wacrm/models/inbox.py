@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wacrm.kit.clock import utcnow
@@ -31,3 +32,28 @@ class InboundPayload(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class EarlyStatus(Base):
+    """A delivery status whose wamid no message of the account carries yet.
+
+    Meta (and the sandbox) can report ``sent`` before the send that got the wamid has
+    committed it. Such a status waits here until the message appears, then is applied
+    (``whatsapp.tasks.apply_early_statuses``); one that never finds its message (a send
+    made outside wacrm) is dropped after ``EARLY_STATUS_TTL``.
+    """
+
+    __tablename__ = "early_statuses"
+    __table_args__ = (
+        Index("ix_early_statuses_account_id_wamid", "account_id", "wamid"),
+        Index("ix_early_statuses_received_at", "received_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    wamid: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

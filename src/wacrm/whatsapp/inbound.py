@@ -1,10 +1,14 @@
-"""Inbound webhooks from Meta: verified, then stored raw and processed in one transaction.
+"""Inbound webhooks from Meta: verified over the raw bytes, then stored raw and processed
+in one transaction, so the 200 means both.
 
-The raw payload commits together with what it caused, so the 200 means both. When
-processing fails, the transaction rolls back and the raw payload is stored again on its
-own, pending, with backoff, for the worker (``tasks.process_due_payloads``): Meta still
-gets its 200, because a 500 would only make it send the same batch again and again. Only
-a payload that could not be stored at all is a 500 (and Meta's retry is then welcome).
+Posts that arrive together are handled together (``receive_webhooks``, driven by
+``tasks.InboundPipeline``): one transaction and one commit for all of them, and each
+statement shared by all their messages. When processing fails, the transaction rolls back
+and the raw payloads are stored on their own, pending, and processed one by one, so that
+only the one that fails is left, with backoff, for the worker
+(``tasks.process_due_payloads``). Meta still gets its 200 for it: a 500 would only make
+Meta send the same batch again and again. A 500 means the payload could not be stored at
+all (and then Meta's retry is welcome).
 """
 
 from __future__ import annotations
@@ -25,18 +29,23 @@ from wacrm.kit.text import text_problem
 from wacrm.models import InboxState
 from wacrm.settings import Settings
 from wacrm.whatsapp import inbox_repository
-from wacrm.whatsapp.inbound_apply import apply_change
-from wacrm.whatsapp.parsing import MalformedPayload, parse_payload
-from wacrm.whatsapp.signature import InvalidSignature, signature_matches
+from wacrm.whatsapp.inbound_apply import apply_changes
+from wacrm.whatsapp.parsing import MalformedPayload, MessagesChange, ParsedPayload, parse_payload
+from wacrm.whatsapp.signature import signature_matches
 
 logger = logging.getLogger(__name__)
 
+# Payloads stored to be processed one by one by this request are its own for this long; if
+# the process dies first, the worker picks them up once it has passed.
+INLINE_LEASE = timedelta(minutes=1)
 RETRY_BASE = timedelta(seconds=5)
 RETRY_MAX = timedelta(hours=1)
 MAX_ATTEMPTS = 12  # about 4 hours of retries, then the payload is kept as failed
 MAX_VERIFY_TOKEN = 128  # Channel.verify_token
 MAX_CHALLENGE = 256
 MAX_NOTE = 2000
+
+Parsed = ParsedPayload | MalformedPayload  # a body, parsed, or why it can never be
 
 
 async def verify_subscription(
@@ -64,63 +73,122 @@ async def _known_verify_token(session: AsyncSession, settings: Settings, token: 
     return await inbox_repository.is_channel_verify_token(session, token)
 
 
-async def _signed_for_every_number(
-    session: AsyncSession, settings: Settings, body: bytes, signature: str | None
-) -> bool:
-    """A valid signature is not enough: it must come from the secret of every number the
-    payload speaks for, or one tenant's app secret could write into another's inbox."""
-    try:
-        parsed = parse_payload(body)
-    except MalformedPayload:
-        return True  # stored, then rejected as malformed: nothing of it is applied
-    for change in parsed.changes:
-        channel = await channels_repository.by_phone_number_id(session, change.phone_number_id)
-        if channel is None:
-            continue  # unknown numbers are ignored when applied
-        own = channels_service.webhook_secrets_of(settings, channel)
-        if not signature_matches(body, signature, own):
-            logger.warning("webhook for %s signed with another number's secret", channel.id)
-            return False
-    return True
+async def receive_webhooks(
+    database: Database, settings: Settings, posts: list[tuple[bytes, str | None]]
+) -> list[uuid.UUID | None]:
+    """Verify each post's signature, then store and process the good ones together.
+    Returns each post's payload id, or None where the signature is refused (nothing stored
+    for it: see ``_signed_for_their_numbers``).
 
-
-async def receive_webhook(
-    database: Database, settings: Settings, body: bytes, signature: str | None
-) -> uuid.UUID:
-    """Verify the signature over the raw bytes, then store and process them.
-
-    Raises InvalidSignature (nothing stored). A processing error is not raised: the payload
-    is then kept pending for a retry. Only failing to store it at all raises.
+    A processing error is not raised: the payloads are then stored alone, pending, and
+    (if there are several) processed one by one, which leaves only the failing one for a
+    retry. Only failing to store them at all raises.
     """
-    payload_id = new_id()
     async with database.sessions() as session:
-        secrets = await channels_service.app_secrets(session, settings)
-        if not signature_matches(body, signature, secrets):
-            raise InvalidSignature()
-        if not await _signed_for_every_number(session, settings, body, signature):
-            raise InvalidSignature()
+        accepted = await _signed_for_their_numbers(session, settings, posts)
+        payload_ids = [None if parsed is None else new_id() for parsed in accepted]
+        payloads = [
+            (payload_id, body, parsed)
+            for payload_id, (body, _), parsed in zip(payload_ids, posts, accepted, strict=True)
+            if payload_id is not None and parsed is not None
+        ]
+        if not payloads:
+            return payload_ids
         try:
-            # One transaction for the payload and its effects: half the commits (and round
-            # trips) of storing first, and "done" is true exactly when the effects are in.
-            await inbox_repository.store_processed_payload(session, payload_id, body, now=utcnow())
-            await _apply(session, payload_id, body)
+            await inbox_repository.store_processed_payloads(
+                session, [(payload_id, body) for payload_id, body, _ in payloads], now=utcnow()
+            )
+            await _apply(session, [(payload_id, parsed) for payload_id, _, parsed in payloads])
             await session.commit()
-            return payload_id
+            return payload_ids
         except Exception as exc:
-            logger.exception("inbound payload %s failed; it will be retried", payload_id)
+            logger.exception("%d inbound payloads failed; kept for a retry", len(payloads))
             error = _error_note(exc)
-    # That transaction is rolled back: keep the raw payload alone, for the worker.
+    # That transaction is rolled back: keep the raw payloads alone.
     async with database.sessions() as session:
-        await inbox_repository.store_payload(
-            session,
-            payload_id,
-            body,
-            not_before=utcnow() + RETRY_BASE,
-            attempts=1,
-            last_error=error,
-        )
+        if len(payloads) == 1:
+            (payload_id, body, _), retry_at = payloads[0], utcnow() + RETRY_BASE
+            await inbox_repository.store_payload(
+                session, payload_id, body, not_before=retry_at, attempts=1, last_error=error
+            )
+        else:
+            await inbox_repository.store_pending_payloads(
+                session,
+                [(payload_id, body) for payload_id, body, _ in payloads],
+                not_before=utcnow() + INLINE_LEASE,
+            )
         await session.commit()
-    return payload_id
+    if len(payloads) > 1:
+        for payload_id, _, _ in payloads:
+            await process_payload(database, settings, payload_id)
+    return payload_ids
+
+
+async def _signed_for_their_numbers(
+    session: AsyncSession, settings: Settings, posts: list[tuple[bytes, str | None]]
+) -> list[Parsed | None]:
+    """Each post, parsed, if its signature is good; else None.
+
+    First the raw bytes must be signed with a secret we know at all (checked before
+    anything is parsed). Then the secret must be one that may speak for every number the
+    payload names (``webhook_secrets_of``): one number's secret never writes into another
+    number's account. A number we don't know is let through: nothing is written for it.
+    """
+    known = await channels_service.app_secrets(session, settings)
+    secrets_of: dict[str, list[bytes] | None] = {}
+    accepted: list[Parsed | None] = []
+    for body, signature in posts:
+        if not signature_matches(body, signature, known):
+            accepted.append(None)
+            continue
+        parsed: Parsed | None = _parse(body)
+        numbers = parsed.changes if isinstance(parsed, ParsedPayload) else []
+        for phone_number_id in dict.fromkeys(change.phone_number_id for change in numbers):
+            if phone_number_id not in secrets_of:
+                channel = await channels_repository.by_phone_number_id(session, phone_number_id)
+                secrets_of[phone_number_id] = (
+                    None
+                    if channel is None
+                    else channels_service.webhook_secrets_of(settings, channel)
+                )
+            secrets = secrets_of[phone_number_id]
+            if secrets is not None and not signature_matches(body, signature, secrets):
+                logger.warning(
+                    "webhook for number %s signed with another's secret", phone_number_id
+                )
+                parsed = None
+                break
+        accepted.append(parsed)
+    return accepted
+
+
+def _parse(body: bytes) -> Parsed:
+    try:
+        return parse_payload(body)
+    except MalformedPayload as exc:
+        return exc
+
+
+async def process_payloads(
+    database: Database, settings: Settings, payload_ids: list[uuid.UUID]
+) -> None:
+    """Process stored, pending payloads together, in one transaction (in the given order).
+
+    If that fails, each is processed alone (``process_payload``), so that one bad payload
+    can't hold back the others, and a failure is recorded on the payload that caused it.
+    """
+    if len(payload_ids) == 1:
+        await process_payload(database, settings, payload_ids[0])
+        return
+    try:
+        async with database.sessions() as session:
+            claimed = await inbox_repository.claim_payloads(session, payload_ids, now=utcnow())
+            await _apply(session, [(payload_id, _parse(body)) for payload_id, body in claimed])
+            await session.commit()
+    except Exception:
+        logger.warning("%d inbound payloads failed together; one by one now", len(payload_ids))
+        for payload_id in payload_ids:
+            await process_payload(database, settings, payload_id)
 
 
 async def process_payload(database: Database, settings: Settings, payload_id: uuid.UUID) -> bool:
@@ -131,9 +199,8 @@ async def process_payload(database: Database, settings: Settings, payload_id: uu
     """
     try:
         async with database.sessions() as session:
-            body = await inbox_repository.claim_payload(session, payload_id, now=utcnow())
-            if body is not None:  # else already processed
-                await _apply(session, payload_id, body)
+            claimed = await inbox_repository.claim_payloads(session, [payload_id], now=utcnow())
+            await _apply(session, [(payload_id, _parse(body)) for payload_id, body in claimed])
             await session.commit()
     except Exception as exc:
         logger.exception("inbound payload %s failed; it will be retried", payload_id)
@@ -142,26 +209,32 @@ async def process_payload(database: Database, settings: Settings, payload_id: uu
     return True
 
 
-async def _apply(session: AsyncSession, payload_id: uuid.UUID, body: bytes) -> None:
-    """Parse and apply a payload already marked done in this transaction."""
-    try:
-        parsed = parse_payload(body)
-    except MalformedPayload as exc:
-        # Signed by Meta but unusable: retrying can't help, so keep it as failed, with why.
-        logger.warning("inbound payload %s rejected: %s", payload_id, exc)
-        await inbox_repository.set_outcome(
-            session, payload_id, state=InboxState.FAILED, note=f"rejected: {exc}"
-        )
-        return
-    problems = list(parsed.problems)
-    for change in parsed.changes:
-        problems += await apply_change(session, change)
-    if problems:
-        logger.warning("inbound payload %s: skipped %s", payload_id, "; ".join(problems)[:500])
-        note = "skipped: " + "; ".join(problems)
-        await inbox_repository.set_outcome(
-            session, payload_id, state=InboxState.DONE, note=note[:MAX_NOTE]
-        )
+async def _apply(session: AsyncSession, payloads: list[tuple[uuid.UUID, Parsed]]) -> None:
+    """Apply parsed payloads already marked done in this transaction, their changes all
+    together (set-based), and note on each payload what was skipped or why it was rejected."""
+    notes: dict[uuid.UUID, list[str]] = {}
+    changes: list[MessagesChange] = []
+    owners: list[uuid.UUID] = []
+    for payload_id, parsed in payloads:
+        if isinstance(parsed, MalformedPayload):
+            # Signed by Meta but unusable: retrying can't help, so keep it as failed, with why.
+            logger.warning("inbound payload %s rejected: %s", payload_id, parsed)
+            await inbox_repository.set_outcome(
+                session, payload_id, state=InboxState.FAILED, note=f"rejected: {parsed}"
+            )
+            continue
+        notes[payload_id] = list(parsed.problems)
+        changes += parsed.changes
+        owners += [payload_id] * len(parsed.changes)
+    for payload_id, problems in zip(owners, await apply_changes(session, changes), strict=True):
+        notes[payload_id] += problems
+    for payload_id, problems in notes.items():
+        if problems:
+            logger.warning("inbound payload %s: skipped %s", payload_id, "; ".join(problems)[:500])
+            note = "skipped: " + "; ".join(problems)
+            await inbox_repository.set_outcome(
+                session, payload_id, state=InboxState.DONE, note=note[:MAX_NOTE]
+            )
 
 
 def _error_note(exc: Exception) -> str:

@@ -1,11 +1,12 @@
-"""Applying one parsed ``messages`` change: contacts, conversations, messages, statuses, and
+"""Applying parsed ``messages`` changes: contacts, conversations, messages, statuses, and
 the domain events they cause, all in the caller's transaction.
 
-Set-based: whatever the number of messages in the change, their senders' contacts are
-looked up with one query and the missing ones created with one INSERT, likewise their
-conversations; the messages go in with one INSERT, the unread counts with one UPDATE
-round trip, and the events with one INSERT. Every insert is ``ON CONFLICT DO NOTHING``
-on the row's unique key, so concurrent batches and Meta's replays stay exactly-once.
+Set-based: the changes for one business number (from one payload or several) are applied
+together. Whatever the number of messages, their senders' contacts are looked up with one
+query and the missing ones created with one INSERT, likewise their conversations; the
+messages go in with one INSERT, the unread counts with one UPDATE round trip, and the
+events with one INSERT. Every insert is ``ON CONFLICT DO NOTHING`` on the row's unique
+key, so concurrent batches and Meta's replays stay exactly-once.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.channels import repository as channels_repository
 from wacrm.conversations import repository as conversations_repository
-from wacrm.conversations.repository import InboundArrival
+from wacrm.conversations.repository import InboundArrival, MessageRef
 from wacrm.conversations.threads import open_threads
 from wacrm.events.service import EventBatch, EventType
 from wacrm.kit.clock import utcnow
 from wacrm.kit.phone import InvalidPhone, from_wa_id
 from wacrm.models import Channel, Direction, MessageStatus
+from wacrm.whatsapp import inbox_repository
 from wacrm.whatsapp.parsing import InboundMessage, MessagesChange, StatusReport
 
 logger = logging.getLogger(__name__)
@@ -37,18 +39,27 @@ _APPLIED_STATUSES = frozenset(
 _TICK = timedelta(microseconds=1)
 
 
-async def apply_change(session: AsyncSession, change: MessagesChange) -> list[str]:
-    """Apply every message and status of the change; returns notes on what was skipped."""
-    channel = await channels_repository.by_phone_number_id(session, change.phone_number_id)
-    if channel is None:
-        logger.warning(
-            "webhook change for unknown phone_number_id %s ignored", change.phone_number_id
-        )
-        return [f"unknown phone_number_id {change.phone_number_id}"]
-    events = EventBatch(channel.account_id)
-    problems = await _receive_messages(session, channel, change.messages, events)
-    await _apply_statuses(session, channel, change.statuses, events)
-    await events.record(session)
+async def apply_changes(session: AsyncSession, changes: list[MessagesChange]) -> list[list[str]]:
+    """Apply every message and status of ``changes`` (in arrival order); returns each
+    change's notes on what was skipped."""
+    problems: list[list[str]] = [[] for _ in changes]
+    by_number: dict[str, list[int]] = {}
+    for n, change in enumerate(changes):
+        by_number.setdefault(change.phone_number_id, []).append(n)
+    for phone_number_id, numbers in by_number.items():
+        channel = await channels_repository.by_phone_number_id(session, phone_number_id)
+        if channel is None:
+            logger.warning("webhook change for unknown phone_number_id %s ignored", phone_number_id)
+            for n in numbers:
+                problems[n].append(f"unknown phone_number_id {phone_number_id}")
+            continue
+        events = EventBatch(channel.account_id)
+        messages = [(n, message) for n in numbers for message in changes[n].messages]
+        for n, note in await _receive_messages(session, channel, messages, events):
+            problems[n].append(note)
+        statuses = [report for n in numbers for report in changes[n].statuses]
+        await _apply_statuses(session, channel, statuses, events)
+        await events.record(session)
     return problems
 
 
@@ -67,16 +78,21 @@ def _sender_phone(wa_id: str) -> str | None:
 
 
 async def _receive_messages(
-    session: AsyncSession, channel: Channel, messages: list[InboundMessage], events: EventBatch
-) -> list[str]:
-    problems: list[str] = []
+    session: AsyncSession,
+    channel: Channel,
+    messages: list[tuple[int, InboundMessage]],
+    events: EventBatch,
+) -> list[tuple[int, str]]:
+    """Store the messages (each with the number of the change it came in); returns notes
+    on those skipped, with their change's number."""
+    problems: list[tuple[int, str]] = []
     profile_names: dict[str, str | None] = {}  # sender's E.164 → their latest profile name
     arriving: list[tuple[InboundMessage, str]] = []
     wamids: set[str] = set()
-    for message in messages:
+    for n, message in messages:
         phone = _sender_phone(message.sender_wa_id)
         if phone is None:
-            problems.append(f"message {message.wamid}: sender is not a phone number")
+            problems.append((n, f"message {message.wamid}: sender is not a phone number"))
             continue
         if phone not in profile_names or message.profile_name:
             profile_names[phone] = message.profile_name
@@ -156,13 +172,27 @@ async def _apply_statuses(
     known = await conversations_repository.messages_by_wamids(
         session, account_id, {report.wamid for report in reports}
     )
-    applicable: list[tuple[StatusReport, conversations_repository.MessageRef]] = []
+    applicable: list[tuple[StatusReport, MessageRef]] = []
+    early: list[StatusReport] = []
     for report in reports:
         message = known.get(report.wamid)
-        if message is None or message.direction != Direction.OUTBOUND.value:
-            logger.info("status %s for unknown message %s ignored", report.status, report.wamid)
+        if message is None:
+            early.append(report)  # its send may not have committed the wamid yet
+        elif message.direction != Direction.OUTBOUND.value:
+            logger.info("status %s for inbound message %s ignored", report.status, report.wamid)
         else:
             applicable.append((report, message))
+    await inbox_repository.keep_early_statuses(session, account_id, early)
+    await apply_statuses(session, account_id, applicable, events)
+
+
+async def apply_statuses(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    applicable: list[tuple[StatusReport, MessageRef]],
+    events: EventBatch,
+) -> None:
+    """Keep each report in its message's history and move the message on, monotonically."""
     await conversations_repository.append_status_histories(
         session,
         account_id,

@@ -1,20 +1,35 @@
-"""All SQL about raw inbound webhook payloads (the inbox), plus the handshake's token lookup.
+"""All SQL about raw inbound webhook payloads (the inbox), statuses that arrived before
+their message, and the handshake's token lookup.
 
 Payloads belong to no account until processed (the number inside says whose they are), so
-these queries are global by nature.
+these queries are global by nature; an early status carries its account, and only ever
+meets a message of that account.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wacrm.conversations.repository import MessageRef
 from wacrm.kit.clock import utcnow
+from wacrm.kit.db import new_id
 from wacrm.kit.upsert import table_of
-from wacrm.models import Channel, InboundPayload, InboxState
+from wacrm.models import Channel, Direction, EarlyStatus, InboundPayload, InboxState, Message
+from wacrm.whatsapp.parsing import StatusReport
+
+
+@dataclass(frozen=True)
+class EarlyArrival:
+    """An early status (see ``models.EarlyStatus``) and the message it has found."""
+
+    report: StatusReport
+    message: MessageRef
+
 
 # Built once: it runs for every webhook, and building a statement costs more than running it.
 _INSERT_PAYLOAD = insert(table_of(InboundPayload))
@@ -43,46 +58,75 @@ async def store_payload(
     await session.execute(_INSERT_PAYLOAD, values)
 
 
-async def store_processed_payload(
-    session: AsyncSession, payload_id: uuid.UUID, body: bytes, *, now: datetime
+async def store_pending_payloads(
+    session: AsyncSession, payloads: list[tuple[uuid.UUID, bytes]], *, not_before: datetime
 ) -> None:
-    """Keep the raw bytes as processed (done, one attempt), for a caller that processes them
-    in this same transaction: if it rolls back, they were never stored."""
-    values = {
-        "id": payload_id,
-        "body": body,
-        "state": InboxState.DONE.value,
-        "attempts": 1,
-        "next_attempt_at": now,
-        "received_at": now,
-        "processed_at": now,
-        "last_error": None,
-    }
-    await session.execute(_INSERT_PAYLOAD, values)
+    """Keep several raw payloads, pending, with one INSERT (see ``store_payload``)."""
+    if not payloads:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "id": payload_id,
+            "body": body,
+            "state": InboxState.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": not_before,
+            "received_at": now,
+            "processed_at": None,
+            "last_error": None,
+        }
+        for payload_id, body in payloads
+    ]
+    await session.execute(_INSERT_PAYLOAD, rows)
 
 
-async def claim_payload(
-    session: AsyncSession, payload_id: uuid.UUID, *, now: datetime
-) -> bytes | None:
-    """Mark a pending payload done and return its body, or None if it is not pending.
+async def store_processed_payloads(
+    session: AsyncSession, payloads: list[tuple[uuid.UUID, bytes]], *, now: datetime
+) -> None:
+    """Keep raw payloads as processed (done, one attempt), with one INSERT, for a caller
+    that processes them in this same transaction: if it rolls back, they were never stored.
+    """
+    rows = [
+        {
+            "id": payload_id,
+            "body": body,
+            "state": InboxState.DONE.value,
+            "attempts": 1,
+            "next_attempt_at": now,
+            "received_at": now,
+            "processed_at": now,
+            "last_error": None,
+        }
+        for payload_id, body in payloads
+    ]
+    await session.execute(_INSERT_PAYLOAD, rows)
 
-    Called first in the processing transaction: its row lock makes concurrent processors
-    (the request and a worker) wait, then find it done; a rollback makes it pending again.
+
+async def claim_payloads(
+    session: AsyncSession, payload_ids: list[uuid.UUID], *, now: datetime
+) -> list[tuple[uuid.UUID, bytes]]:
+    """Mark those of the payloads still pending done, and return them with their bodies, in
+    the order of ``payload_ids``; the others (already processed) are left out.
+
+    Called first in the processing transaction: its row locks make concurrent processors
+    (the request, the pipeline, a worker) wait, then find them done; a rollback makes them
+    pending again.
     """
     statement = (
         update(InboundPayload)
-        .where(InboundPayload.id == payload_id, InboundPayload.state == InboxState.PENDING.value)
+        .where(InboundPayload.id.in_(payload_ids), InboundPayload.state == InboxState.PENDING.value)
         .values(
             state=InboxState.DONE.value,
             processed_at=now,
             attempts=InboundPayload.attempts + 1,
             last_error=None,
         )
-        .returning(InboundPayload.body)
+        .returning(InboundPayload.id, InboundPayload.body)
         .execution_options(synchronize_session=False)
     )
-    row = (await session.execute(statement)).first()
-    return None if row is None else bytes(row[0])
+    bodies = {row.id: bytes(row.body) for row in (await session.execute(statement)).all()}
+    return [(payload_id, bodies[payload_id]) for payload_id in payload_ids if payload_id in bodies]
 
 
 async def set_outcome(
@@ -156,3 +200,74 @@ async def is_channel_verify_token(session: AsyncSession, token: str) -> bool:
     """Whether some number was registered with this webhook verify token."""
     statement = select(Channel.id).where(Channel.verify_token == token).limit(1)
     return (await session.execute(statement)).first() is not None
+
+
+async def keep_early_statuses(
+    session: AsyncSession, account_id: uuid.UUID, reports: list[StatusReport]
+) -> None:
+    """Keep statuses whose message the account doesn't have yet, in one INSERT. Each gets
+    its own ``received_at`` (a microsecond apart), so they are applied in arrival order."""
+    if not reports:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "id": new_id(),
+            "account_id": account_id,
+            "wamid": report.wamid,
+            "status": report.status,
+            "occurred_at": report.occurred_at,
+            "error": report.error,
+            "raw": report.raw,
+            "received_at": now + timedelta(microseconds=n),
+        }
+        for n, report in enumerate(reports)
+    ]
+    await session.execute(insert(table_of(EarlyStatus)), rows)
+
+
+async def claim_early_statuses(session: AsyncSession, *, limit: int) -> list[EarlyArrival]:
+    """Early statuses whose outbound message now exists in the same account, oldest first,
+    deleted in this transaction: applying them is the caller's. ``SKIP LOCKED`` on
+    PostgreSQL, so concurrent workers apply each once."""
+    statement = (
+        select(EarlyStatus, Message.id, Message.conversation_id)
+        .join(
+            Message,
+            (Message.wamid == EarlyStatus.wamid)
+            & (Message.account_id == EarlyStatus.account_id)
+            & (Message.direction == Direction.OUTBOUND.value),
+        )
+        .order_by(EarlyStatus.received_at, EarlyStatus.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=EarlyStatus)
+    )
+    rows = (await session.execute(statement)).all()
+    if not rows:
+        return []
+    await session.execute(
+        delete(EarlyStatus)
+        .where(EarlyStatus.id.in_([early.id for early, _, _ in rows]))
+        .execution_options(synchronize_session=False)
+    )
+    return [
+        EarlyArrival(
+            report=StatusReport(
+                early.wamid, early.status, early.occurred_at, early.error, early.raw
+            ),
+            message=MessageRef(
+                message_id, early.account_id, conversation_id, Direction.OUTBOUND.value, early.wamid
+            ),
+        )
+        for early, message_id, conversation_id in rows
+    ]
+
+
+async def drop_early_statuses(session: AsyncSession, *, received_before: datetime) -> int:
+    """Forget early statuses that never found their message (sends made outside wacrm)."""
+    result = await session.execute(
+        delete(EarlyStatus)
+        .where(EarlyStatus.received_at < received_before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from wacrm.kit.db import DbSession, get_database
+from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data
 from wacrm.kit.openapi import error_responses
 from wacrm.settings import Settings
 from wacrm.whatsapp import inbound
 from wacrm.whatsapp.signature import SIGNATURE_HEADER
+from wacrm.whatsapp.tasks import inbound_pipeline
 
 router = APIRouter(prefix="/webhooks/whatsapp", tags=["whatsapp webhook"])
 
@@ -73,11 +74,11 @@ async def receive_events(request: Request) -> Data[WebhookReceipt]:
     """Messages and delivery statuses from Meta, signed with `X-Hub-Signature-256`.
 
     A bad or missing signature is a 401 and nothing is stored. A signed payload is stored
-    before this answers 200, and processed at once; one that cannot be processed now is
-    retried by the worker, so Meta is never asked to send it again.
+    and processed before this answers 200 (posts arriving together are processed
+    together); one that cannot be processed now is stored and retried by the worker, so
+    Meta is never asked to send it again.
     """
     body = await request.body()
-    payload_id = await inbound.receive_webhook(
-        get_database(request), _settings(request), body, request.headers.get(SIGNATURE_HEADER)
-    )
+    pipeline = inbound_pipeline(request.app)
+    payload_id = await pipeline.receive(body, request.headers.get(SIGNATURE_HEADER))
     return Data(data=WebhookReceipt(received=True, payload_id=payload_id))

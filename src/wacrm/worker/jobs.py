@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from wacrm.broadcasts.tasks import send_broadcast_batches, settle_stalled_broadcast_recipients
 from wacrm.messages.tasks import mark_stalled_sends, retry_due_sends
 from wacrm.webhooks.tasks import deliver_webhooks
-from wacrm.whatsapp.tasks import process_due_payloads
+from wacrm.whatsapp.tasks import apply_early_statuses, process_due_payloads
 from wacrm.worker.runner import Job, WorkerContext
 
 
@@ -17,8 +17,13 @@ async def inbound_payloads(context: WorkerContext) -> int:
     return await process_due_payloads(context.database, context.settings)
 
 
+async def early_statuses(context: WorkerContext) -> int:
+    return await apply_early_statuses(context.database)
+
+
 WORKER_JOBS: list[Job] = [
     inbound_payloads,
+    early_statuses,
     retry_due_sends,
     mark_stalled_sends,
     send_broadcast_batches,
