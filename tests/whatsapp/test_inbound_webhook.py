@@ -71,6 +71,8 @@ async def test_the_handshake_echoes_the_challenge_as_plain_text(client, settings
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
         assert response.text == "1158201444"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,11 @@ async def verify_subscription(
     echoed = await inbound.verify_subscription(
         session, _settings(request), mode=mode, token=token, challenge=challenge
     )
-    return PlainTextResponse(echoed)
+    # Only a right token gets here, but the echo is still caller-chosen text: never let a
+    # browser sniff it into HTML, and never cache it.
+    return PlainTextResponse(
+        echoed, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+    )
 
 
 @router.post("", response_model=Data[WebhookReceipt], responses=error_responses(401))
