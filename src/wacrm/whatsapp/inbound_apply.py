@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.channels import repository as channels_repository
 from wacrm.conversations import repository as conversations_repository
-from wacrm.conversations.repository import InboundArrival, MessageRef
+from wacrm.conversations import status_repository
+from wacrm.conversations.repository import InboundArrival
+from wacrm.conversations.status_repository import MessageRef
 from wacrm.conversations.threads import open_threads
 from wacrm.events.service import EventBatch, EventType
 from wacrm.kit.clock import utcnow
@@ -169,7 +171,7 @@ async def _apply_statuses(
     if not reports:
         return
     account_id = channel.account_id
-    known = await conversations_repository.messages_by_wamids(
+    known = await status_repository.messages_by_wamids(
         session, account_id, {report.wamid for report in reports}
     )
     applicable: list[tuple[StatusReport, MessageRef]] = []
@@ -193,7 +195,7 @@ async def apply_statuses(
     events: EventBatch,
 ) -> None:
     """Keep each report in its message's history and move the message on, monotonically."""
-    await conversations_repository.append_status_histories(
+    await status_repository.append_status_histories(
         session,
         account_id,
         [
@@ -213,7 +215,7 @@ async def apply_statuses(
         if status is None:
             continue
         error = report.error if status is MessageStatus.FAILED else None
-        changed = await conversations_repository.advance_status(
+        changed = await status_repository.advance_status(
             session, account_id, message.id, status, at=report.occurred_at, error=error
         )
         if changed:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wacrm.conversations.repository import MessageRef
+from wacrm.conversations.status_repository import MessageRef
 from wacrm.kit.clock import utcnow
 from wacrm.kit.db import new_id
 from wacrm.kit.upsert import table_of
