@@ -18,10 +18,10 @@ from wacrm.broadcasts.schemas import (
     RecipientState,
     RejectedRecipient,
 )
-from wacrm.contacts.routes import Cursor, Limit, paginator
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data, ListOf, PageMeta
 from wacrm.kit.openapi import error_responses
+from wacrm.kit.pagination import Cursor, Limit, paginator
 from wacrm.models import BroadcastStatus
 
 router = public_router(tags=["broadcasts"])
@@ -79,7 +79,7 @@ async def list_broadcasts(
 ) -> ListOf[BroadcastOut]:
     """The account's broadcasts, newest first, with their counts. Cursors are bound to
     the same `status`."""
-    pages = paginator(request, principal, "broadcasts", {"status": status})
+    pages = paginator(request, principal.account_id, "broadcasts", {"status": status})
     page = pages.page(cursor, limit)
     items, next_cursor = await service.list_broadcasts(
         session, principal.account_id, pages, page, status=status
@@ -124,7 +124,7 @@ async def list_broadcast_recipients(
     """The broadcast's recipients with their status (their message's delivery status once
     sent), message id and error. Cursors are bound to the broadcast and `status`."""
     filters = {"id": broadcast_id, "status": status}
-    pages = paginator(request, principal, "broadcast-recipients", filters)
+    pages = paginator(request, principal.account_id, "broadcast-recipients", filters)
     page = pages.page(cursor, limit)
     rows, next_cursor = await service.list_recipients(
         session, principal.account_id, broadcast_id, pages, page, status=status

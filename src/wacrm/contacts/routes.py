@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, Response
 
@@ -20,25 +20,13 @@ from wacrm.contacts.schemas import (
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data, ListOf, PageMeta
 from wacrm.kit.openapi import error_responses
-from wacrm.kit.pagination import Paginator
+from wacrm.kit.pagination import Cursor, Limit, paginator
 
 router = public_router(tags=["contacts"])
 
 ContactsRead = Annotated[ApiPrincipal, Depends(require_scope(Scope.CONTACTS_READ))]
 ContactsWrite = Annotated[ApiPrincipal, Depends(require_scope(Scope.CONTACTS_WRITE))]
-Cursor = Annotated[
-    str | None, Query(max_length=1024, description="`next_cursor` of the previous page")
-]
-Limit = Annotated[int | None, Query(description="Page size, 1-100 (default 50)")]
 ContactId = Annotated[uuid.UUID, Path(description="Contact id")]
-
-
-def paginator(
-    request: Request, principal: ApiPrincipal, endpoint: str, filters: dict[str, Any]
-) -> Paginator:
-    """A paginator whose cursors only work for this account, endpoint and filters."""
-    secret: str = request.app.state.settings.secret_key
-    return Paginator(secret, principal.account_id, endpoint, filters)
 
 
 @router.get("/contacts", response_model=ListOf[ContactOut], responses=error_responses(401, 403))
@@ -62,7 +50,7 @@ async def list_contacts(
     limit: Limit = None,
 ) -> ListOf[ContactOut]:
     """The account's contacts, newest first. Cursors are bound to the same `search` and `tag`."""
-    pages = paginator(request, principal, "contacts", {"search": search, "tag": tag})
+    pages = paginator(request, principal.account_id, "contacts", {"search": search, "tag": tag})
     page = pages.page(cursor, limit)
     views, next_cursor = await service.list_contacts(
         session, principal.account_id, pages, page, search=search, tag=tag
@@ -159,7 +147,7 @@ async def list_tags(
     limit: Limit = None,
 ) -> ListOf[TagOut]:
     """The account's tags with how many contacts carry each, newest first, paginated."""
-    pages = paginator(request, principal, "tags", {})
+    pages = paginator(request, principal.account_id, "tags", {})
     page = pages.page(cursor, limit)
     tags, next_cursor = await service.list_tags(session, principal.account_id, pages, page)
     return ListOf(data=[TagOut.of(t) for t in tags], meta=PageMeta(next_cursor=next_cursor))

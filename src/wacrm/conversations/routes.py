@@ -9,12 +9,12 @@ from fastapi import Depends, Path, Query, Request
 
 from wacrm.api_keys.auth import ApiPrincipal, public_router, require_scope
 from wacrm.api_keys.scopes import Scope
-from wacrm.contacts.routes import Cursor, Limit, paginator
 from wacrm.conversations import service
 from wacrm.conversations.schemas import ConversationMessageOut, ConversationOut
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data, ListOf, PageMeta
 from wacrm.kit.openapi import error_responses
+from wacrm.kit.pagination import Cursor, Limit, paginator
 from wacrm.models import ConversationStatus
 
 router = public_router(tags=["conversations"])
@@ -45,7 +45,7 @@ async def list_conversations(
     Cursors are bound to the same `status` and `contact_id`.
     """
     filters = {"status": status, "contact_id": contact_id}
-    pages = paginator(request, principal, "conversations", filters)
+    pages = paginator(request, principal.account_id, "conversations", filters)
     page = pages.page(cursor, limit)
     views, next_cursor = await service.list_conversations(
         session, principal.account_id, pages, page, status=status, contact_id=contact_id
@@ -84,7 +84,9 @@ async def list_conversation_messages(
     """The conversation's messages, newest first, with their delivery status (needs
     `messages:read`).
     """
-    pages = paginator(request, principal, "conversation-messages", {"id": conversation_id})
+    pages = paginator(
+        request, principal.account_id, "conversation-messages", {"id": conversation_id}
+    )
     page = pages.page(cursor, limit)
     messages, next_cursor = await service.list_messages(
         session, principal.account_id, conversation_id, pages, page

@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from fastapi import Query, Request
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -26,6 +27,14 @@ from wacrm.kit.errors import BadRequest, field_error
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 T = TypeVar("T")
+
+# The two query parameters of every list endpoint.
+Cursor = Annotated[
+    str | None, Query(max_length=1024, description="`next_cursor` of the previous page")
+]
+Limit = Annotated[
+    int | None, Query(description=f"Page size, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT})")
+]
 Row = TypeVar("Row", bound=Any)
 
 
@@ -106,3 +115,11 @@ class Paginator:
             return Position(as_utc(datetime.fromisoformat(moment)), uuid.UUID(row_id))
         except (ValueError, TypeError, AttributeError):  # e.g. a number where the id belongs
             raise invalid from None
+
+
+def paginator(
+    request: Request, account_id: uuid.UUID, endpoint: str, filters: dict[str, Any]
+) -> Paginator:
+    """A paginator whose cursors only work for this account, endpoint and filters."""
+    secret: str = request.app.state.settings.secret_key
+    return Paginator(secret, account_id, endpoint, filters)

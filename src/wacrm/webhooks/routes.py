@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response
 
@@ -12,7 +12,7 @@ from wacrm.api_keys.scopes import Scope
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data, ListOf, PageMeta
 from wacrm.kit.openapi import error_responses
-from wacrm.kit.pagination import Paginator
+from wacrm.kit.pagination import Cursor, Limit, paginator
 from wacrm.models.webhooks import DeliveryStatus
 from wacrm.webhooks import service
 from wacrm.webhooks.schemas import (
@@ -27,17 +27,6 @@ from wacrm.webhooks.ssrf import Resolver
 router = public_router(tags=["webhooks"])
 
 WebhooksManage = Annotated[ApiPrincipal, Depends(require_scope(Scope.WEBHOOKS_MANAGE))]
-Cursor = Annotated[
-    str | None, Query(max_length=1024, description="`next_cursor` of the previous page")
-]
-Limit = Annotated[int | None, Query(description="Page size, 1-100 (default 50)")]
-
-
-def _paginator(
-    request: Request, principal: ApiPrincipal, endpoint: str, filters: dict[str, Any]
-) -> Paginator:
-    secret: str = request.app.state.settings.secret_key
-    return Paginator(secret, principal.account_id, endpoint, filters)
 
 
 def _resolver(request: Request) -> Resolver | None:
@@ -84,7 +73,7 @@ async def list_webhooks(
     limit: Limit = None,
 ) -> ListOf[WebhookOut]:
     """The account's webhooks, newest first. Never their secrets."""
-    pages = _paginator(request, principal, "webhooks", {})
+    pages = paginator(request, principal.account_id, "webhooks", {})
     page = pages.page(cursor, limit)
     endpoints, next_cursor = await service.list_endpoints(
         session, principal.account_id, pages, page
@@ -203,7 +192,7 @@ async def list_deliveries(
     """The webhook's deliveries, newest first, each with every attempt made: time, HTTP
     status, latency, error and the first KiB of the response."""
     filters = {"webhook_id": str(webhook_id), "status": status}
-    pages = _paginator(request, principal, "webhook-deliveries", filters)
+    pages = paginator(request, principal.account_id, "webhook-deliveries", filters)
     page = pages.page(cursor, limit)
     views, next_cursor = await service.list_deliveries(
         session, principal.account_id, webhook_id, pages, page, status
