@@ -54,7 +54,7 @@ def migrate(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from wacrm.cli import MIGRATIONS_DIR
+    from wacrm.kit.migrations import MIGRATIONS_DIR
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

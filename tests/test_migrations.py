@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import TEST_DATABASE_URL
 from tests.test_cli import scratch_database
-from wacrm.cli import MIGRATIONS_DIR
+from wacrm.kit.migrations import MIGRATIONS_DIR
 from wacrm.models import Base
 
 BACKENDS = [

@@ -6,7 +6,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +26,7 @@ from wacrm.conversations.routes import router as conversations_router
 from wacrm.kit.body_limit import BodyLimitMiddleware
 from wacrm.kit.db import Database
 from wacrm.kit.errors import AppError, error_envelope
+from wacrm.kit.migrations import schema_head
 from wacrm.kit.openapi import without_framework_422
 from wacrm.kit.ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from wacrm.messages.routes import router as messages_router
@@ -132,21 +132,12 @@ def _add_health_routes(app: FastAPI) -> None:
             return PlainTextResponse(
                 "database unavailable or not migrated (run `wacrm db upgrade`)", status_code=503
             )
-        if current != _schema_head():
+        if current != schema_head():
             return PlainTextResponse(
-                f"database schema {current} is not {_schema_head()}: run `wacrm db upgrade`",
+                f"database schema {current} is not {schema_head()}: run `wacrm db upgrade`",
                 status_code=503,
             )
         return PlainTextResponse("ok")
-
-
-@lru_cache(maxsize=1)
-def _schema_head() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    from wacrm.cli import MIGRATIONS_DIR
-
-    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 def _declare_400_not_422(app: FastAPI) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -35,8 +34,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(channels_app, name="channels")
 app.add_typer(sandbox_app, name="sandbox")
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-
 
 def _key_json(key: ApiKey) -> dict[str, Any]:
     return ApiKeyOut.of(key, utcnow()).model_dump(mode="json")
@@ -46,15 +43,13 @@ def _key_json(key: ApiKey) -> dict[str, Any]:
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations (the same ones on SQLite and PostgreSQL)."""
     from alembic import command
-    from alembic.config import Config
+
+    from wacrm.kit.migrations import alembic_config
 
     settings = get_settings()
     if settings.is_sqlite:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", settings.database_url)
-    command.upgrade(config, revision)
+    command.upgrade(alembic_config(settings.database_url), revision)
     typer.echo(f"database schema is up to date ({revision})")
 
 
