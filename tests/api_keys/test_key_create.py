@@ -50,6 +50,9 @@ BAD_NAMES = {
     "c1-control": '"a\\u0085b"',
     "lone-surrogate": '"\\ud800"',
     "lone-low-surrogate": '"a\\udc00"',
+    "only-invisible": '"\\u200b\\u200d\\ufeff"',
+    "bidi-override": '"prod \\u202ekey"',
+    "bidi-isolate": '"a\\u2066b\\u2069"',
     "number": "5",
     "null": "null",
 }
@@ -80,6 +83,9 @@ async def test_a_missing_name_is_400(client, db):
         pytest.param("  n8n prod  ", "n8n prod", id="trimmed"),
         pytest.param("  " + "y" * 80 + "\u00a0", "y" * 80, id="80-after-trim"),
         pytest.param("Cl\u00e9 \u2013 \u65e5\u672c", "Cl\u00e9 \u2013 \u65e5\u672c", id="unicode"),
+        pytest.param(
+            "team \U0001f469\u200d\U0001f4bb", "team \U0001f469\u200d\U0001f4bb", id="zwj-emoji"
+        ),
     ],
 )
 async def test_good_names_are_trimmed_and_kept(client, db, sent, stored):
