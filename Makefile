@@ -18,7 +18,7 @@ setup: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/wacrm db upgrade
-	$(BIN)/wacrm demo
+	WACRM_PUBLIC_BASE_URL=$${WACRM_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/wacrm demo
 	$(BIN)/wacrm serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)

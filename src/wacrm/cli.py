@@ -232,6 +232,7 @@ def demo(as_json: JsonFlag = False) -> None:
     if payload is None:
         typer.echo("Accounts already exist; the demo credentials were printed on first start.")
         typer.echo("New key: wacrm keys create --account <id> --name <name> --scope <scope>")
+        typer.echo("Numbers (phone_number_id): wacrm channels list --account <id>")
         return
     typer.echo(
         "\n".join(
@@ -245,7 +246,8 @@ def demo(as_json: JsonFlag = False) -> None:
                 f"  Sandbox WhatsApp number: {payload['channel']['display_phone']} "
                 f"(phone_number_id {payload['channel']['phone_number_id']})",
                 "  A customer writes in: .venv/bin/wacrm sandbox inbound --phone-number-id "
-                f"{payload['channel']['phone_number_id']} --from +14155550123 --text 'Hi'",
+                f"{payload['channel']['phone_number_id']} --from +14155550123 --text 'Hi' "
+                f"--target {settings.public_base_url}",
                 "",
             ]
         )

@@ -68,6 +68,7 @@ async def test_inbound_then_reply_ends_read(settings, db, app):
     async with running_app(settings) as (base, _), httpx.AsyncClient(base_url=base) as http:
         inbound = await http.post(
             "/sandbox/inbound",
+            headers={"Authorization": f"Bearer {settings.sandbox_access_token}"},
             json={
                 "phone_number_id": channel.phone_number_id,
                 "from": CUSTOMER,

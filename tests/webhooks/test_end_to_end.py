@@ -48,6 +48,7 @@ async def test_sandbox_inbound_reaches_a_receiver_signed(settings, db, app):
         webhook_id = created.json()["data"]["webhook"]["id"]
         inbound = await http.post(
             "/sandbox/inbound",
+            headers={"Authorization": f"Bearer {settings.sandbox_access_token}"},
             json={
                 "phone_number_id": channel.phone_number_id,
                 "from": "+14155550123",

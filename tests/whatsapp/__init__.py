@@ -154,7 +154,8 @@ class World:
         self, text: str = "Hi", customer: str = CUSTOMER, **extra: Any
     ) -> dict[str, Any]:
         body = {"phone_number_id": PHONE_NUMBER_ID, "from": customer, "text": text, **extra}
-        response = await self.http.post(f"{self.sandbox_url}/inbound", json=body)
+        auth = {"Authorization": f"Bearer {self.settings.sandbox_access_token}"}
+        response = await self.http.post(f"{self.sandbox_url}/inbound", json=body, headers=auth)
         assert response.status_code == 200, response.text
         return dict(response.json())
 
@@ -195,8 +196,12 @@ class InProcess:
         return f"/sandbox/{self.settings.graph_api_version}/{phone_number_id}/messages"
 
     async def send(self, payload: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.settings.sandbox_access_token}"}
-        return await self.http.post(self.messages_url(), json=payload, headers=headers)
+        return await self.http.post(self.messages_url(), json=payload, headers=self.auth)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The sandbox's token, as sends and simulated customers present it."""
+        return {"Authorization": f"Bearer {self.settings.sandbox_access_token}"}
 
 
 @asynccontextmanager

@@ -192,9 +192,26 @@ async def test_inbound_other_types_and_replies(tmp_path: Path) -> None:
 )
 async def test_bad_inbound_requests_are_400_and_post_nothing(tmp_path: Path, body: Any) -> None:
     async with in_process(tmp_path) as sandbox:
-        response = await sandbox.http.post("/sandbox/inbound", json=body)
+        response = await sandbox.http.post("/sandbox/inbound", json=body, headers=sandbox.auth)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
+    assert sandbox.webhooks == []
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong-token", "Basic abc", "Bearer \u00e9t\u00e9".encode()],
+)
+async def test_a_simulated_customer_needs_the_sandbox_token(tmp_path: Path, authorization) -> None:
+    # Else anyone who can reach the server could write into any sandbox number's inbox.
+    body = {"phone_number_id": PHONE_NUMBER_ID, "from": CUSTOMER, "text": "Hi"}
+    headers = {} if authorization is None else {"Authorization": authorization}
+    async with in_process(tmp_path) as sandbox:
+        response = await sandbox.http.post("/sandbox/inbound", json=body, headers=headers)
+        missing_body = await sandbox.http.post("/sandbox/inbound", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == 190
+    assert missing_body.status_code == 401  # the token is checked before the body
     assert sandbox.webhooks == []
 
 

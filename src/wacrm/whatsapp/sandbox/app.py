@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -70,9 +70,22 @@ def create_sandbox_app(
             return refusal.response()
         return JSONResponse(answer)
 
-    @app.post("/inbound", response_model=InboundAnswer)
+    @app.exception_handler(GraphError)
+    async def refused(_request: Request, refusal: GraphError) -> JSONResponse:
+        return refusal.response()
+
+    def sandbox_token(request: Request) -> None:
+        # A dependency: checked before the body is read or validated.
+        sandbox.check_token(request.headers.get("authorization"))
+
+    @app.post("/inbound", response_model=InboundAnswer, dependencies=[Depends(sandbox_token)])
     async def customer_writes(message: InboundMessage) -> InboundAnswer:
-        """Simulate a customer writing in: opens the 24 h window and posts the signed webhook."""
+        """Simulate a customer writing in: opens the 24 h window and posts the signed webhook.
+
+        Needs the sandbox's access token (``Authorization: Bearer``), as a send does: the
+        sandbox signs what it posts, so an open door here would let anyone write into any
+        sandbox number's inbox.
+        """
         result = await sandbox.customer_writes(
             message.phone_number_id,
             message.wa_id,

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from wacrm.settings import get_settings
+
 sandbox_app = typer.Typer(help="The WhatsApp Cloud API sandbox.", no_args_is_help=True)
 
 
@@ -55,16 +57,23 @@ def inbound(
     name: Annotated[str, typer.Option(help="The customer's WhatsApp profile name")] = (
         "Sandbox Customer"
     ),
-    target: Annotated[str, typer.Option(help="Base URL of the server running the sandbox")] = (
-        "http://127.0.0.1:8000"
-    ),
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL of the server running the sandbox [default: WACRM_PUBLIC_BASE_URL, "
+            "else http://127.0.0.1:8000]"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")] = False,
 ) -> None:
     """Simulate a customer message: the sandbox posts Meta's signed webhook to wacrm."""
-    url = f"{target.rstrip('/')}/sandbox/inbound"
+    settings = get_settings()
+    url = f"{(target or settings.public_base_url).rstrip('/')}/sandbox/inbound"
     body = {"phone_number_id": phone_number_id, "from": from_, "text": text, "name": name}
+    # The sandbox's token comes from this installation's secret key, like the server's.
+    headers = {"Authorization": f"Bearer {settings.sandbox_access_token}"}
     try:
-        response = httpx.post(url, json=body, timeout=30)
+        response = httpx.post(url, json=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
         raise _fail(
             f"cannot reach the sandbox at {url}: {str(exc) or type(exc).__name__}"

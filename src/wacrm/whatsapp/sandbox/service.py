@@ -45,7 +45,7 @@ class Sandbox:
         self, phone_number_id: str, authorization: str | None, raw: bytes
     ) -> dict[str, Any]:
         """Meta's success body for a valid send, or a ``GraphError`` with Meta's code."""
-        self._check_token(authorization)
+        self.check_token(authorization)
         if not phone_number_id.isascii() or not phone_number_id.isdigit():
             raise GraphError(
                 100,
@@ -86,7 +86,7 @@ class Sandbox:
             "messages": [message],
         }
 
-    def _check_token(self, authorization: str | None) -> None:
+    def check_token(self, authorization: str | None) -> None:
         scheme, _, token = (authorization or "").partition(" ")
         expected = self.settings.sandbox_access_token.encode()
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
