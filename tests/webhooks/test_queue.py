@@ -6,7 +6,8 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import delete, func, select
 
 from tests.helpers import create_account, create_key
 from tests.webhooks.receivers import Receiver
@@ -198,3 +199,25 @@ async def test_our_own_failure_is_retried_but_never_held_against_the_endpoint(cl
     assert {a.error for a in await attempts(app)} == {"internal error: ValueError"}
     healthy = await db.get(WebhookEndpoint, uuid.UUID(webhook_id))
     assert healthy is not None and healthy.is_active and healthy.consecutive_failures == 0
+
+
+async def test_an_event_while_its_endpoint_is_being_deleted_is_never_an_error(client, db, app):
+    """PostgreSQL: the fan-out saw the endpoint, the DELETE removed it before the deliveries
+    went in: a foreign-key error (a 500 for whoever caused the event). Now the fan-out waits
+    for the DELETE and then sees no endpoint."""
+    if not app.state.database.is_postgres:
+        pytest.skip("row locks: the race needs concurrent writers (SQLite has one)")
+    account, _, [webhook_id] = await _account_with_webhooks(client, db, ["https://example.com/a"])
+    await db.commit()
+    async with app.state.database.sessions() as deleting, app.state.database.sessions() as eventful:
+        await deleting.execute(
+            delete(WebhookEndpoint).where(WebhookEndpoint.id == uuid.UUID(webhook_id))
+        )
+        fan_out = asyncio.create_task(
+            record_event(eventful, account.id, EventType.CONTACT_CREATED, {"n": 1})
+        )
+        await asyncio.sleep(0.5)  # the fan-out is now waiting for the DELETE's row lock
+        await deleting.commit()
+        await asyncio.wait_for(fan_out, timeout=10)
+        await eventful.commit()
+    assert await _count(db) == 0

@@ -31,6 +31,13 @@ async def create_deliveries(
     statement = select(WebhookEndpoint.id, WebhookEndpoint.events).where(
         WebhookEndpoint.account_id == account_id, WebhookEndpoint.is_active.is_(True)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # FOR KEY SHARE until commit: an endpoint being deleted is either waited for (and
+        # then not seen) or kept until our deliveries are in; never a delivery pointing at
+        # an endpoint that is gone (a foreign-key error, a 500 for whoever caused the event).
+        statement = statement.order_by(WebhookEndpoint.id).with_for_update(
+            read=True, key_share=True
+        )
     endpoints = (await session.execute(statement)).all()
     if not endpoints:
         return 0

@@ -171,6 +171,16 @@ async def record_outcomes(
     """Log every attempt, settle or reschedule each delivery, and keep endpoint health."""
     if not outcomes:
         return
+    if session.get_bind().dialect.name == "postgresql":
+        # Endpoints before their deliveries, the order a DELETE of an endpoint takes (the
+        # endpoint, then its deliveries by cascade): the reverse order deadlocked with it.
+        endpoint_ids = sorted({o.delivery.endpoint_id for o in outcomes})
+        await session.execute(
+            select(WebhookEndpoint.id)
+            .where(WebhookEndpoint.id.in_(endpoint_ids))
+            .order_by(WebhookEndpoint.id)
+            .with_for_update(key_share=True)
+        )
     await session.execute(_SETTLE, [_settlement(o, policy, now) for o in outcomes])
     # An endpoint deleted meanwhile took its deliveries with it: log attempts of the others.
     present = select(WebhookDelivery.id).where(
