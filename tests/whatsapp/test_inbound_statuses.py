@@ -246,3 +246,24 @@ async def test_two_processors_of_one_status_payload_record_it_once(
     )
     assert await count(db, MessageStatusUpdate) == 1
     assert len(await _status_events(db)) == 1
+
+
+async def test_a_batch_naming_more_wamids_than_one_statement_can_carry(
+    client, db, account, channel
+):
+    # PostgreSQL takes at most 32,767 parameters per statement: one IN list of every wamid
+    # of this post failed it for good, the known status and the text with it.
+    await create_outbound_message(db, account.id, OUT_1)
+    unknown = [{"id": f"u{n}", "status": "sent"} for n in range(33_000)]  # minimal: < 1 MiB
+    body = envelope(
+        {
+            "statuses": [*unknown, status_report(OUT_1, "read", 1750002020)],
+            "messages": [text_message("wamid.CUSTOMER.BIG")],
+        }
+    )
+    response = await post_signed(client, json.dumps(body, separators=(",", ":")).encode())
+    assert response.status_code == 200
+    assert (await _message(db)).status == "read"
+    assert await count(db, Message, Message.wamid == "wamid.CUSTOMER.BIG") == 1
+    payload = await one(db, InboundPayload)
+    assert payload.state == "done"

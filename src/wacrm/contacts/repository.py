@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wacrm.contacts.tags import TagName
 from wacrm.kit.clock import utcnow
 from wacrm.kit.pagination import Page, Paginator
-from wacrm.kit.upsert import insert_many_or_ignore, insert_or_ignore
+from wacrm.kit.upsert import in_chunks, insert_many_or_ignore, insert_or_ignore
 from wacrm.models import Contact, ContactTag, Tag
 
 
@@ -301,11 +301,12 @@ async def by_phones(
     """The account's contacts with these exact E.164 numbers, by number."""
     if not phones:
         return {}
-    parameters = {"account_id": account_id, "phones": sorted(set(phones))}
-    return {
-        row.phone: PhoneContact(row.id, row.phone, row.name, row.profile_name)
-        for row in (await session.execute(_BY_PHONES, parameters)).all()
-    }
+    found: dict[str, PhoneContact] = {}
+    for chunk in in_chunks(phones):
+        parameters = {"account_id": account_id, "phones": chunk}
+        for row in (await session.execute(_BY_PHONES, parameters)).all():
+            found[row.phone] = PhoneContact(row.id, row.phone, row.name, row.profile_name)
+    return found
 
 
 async def find_or_create_many_by_phone(

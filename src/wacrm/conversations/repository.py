@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.kit.db import UTCDateTime
 from wacrm.kit.pagination import Page, Paginator
-from wacrm.kit.upsert import insert_many_or_ignore, insert_or_ignore, table_of
+from wacrm.kit.upsert import in_chunks, insert_many_or_ignore, insert_or_ignore, table_of
 from wacrm.models import (
     Conversation,
     ConversationStatus,
@@ -128,11 +128,12 @@ async def by_contacts(
     """The conversations of these contacts, by contact."""
     if not contact_ids:
         return {}
-    parameters = {"account_id": account_id, "contact_ids": sorted(set(contact_ids))}
-    return {
-        row.contact_id: ConversationRef(row.id, row.contact_id, row.status)
-        for row in (await session.execute(_BY_CONTACTS, parameters)).all()
-    }
+    found: dict[uuid.UUID, ConversationRef] = {}
+    for chunk in in_chunks(contact_ids):
+        parameters = {"account_id": account_id, "contact_ids": chunk}
+        for row in (await session.execute(_BY_CONTACTS, parameters)).all():
+            found[row.contact_id] = ConversationRef(row.id, row.contact_id, row.status)
+    return found
 
 
 async def find_or_create_many(

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wacrm.kit.upsert import in_chunks
 from wacrm.models import Direction, Message, MessageStatus, MessageStatusUpdate
 
 # Statuses only move forward. ``failed`` sits between sent and delivered: a failure after
@@ -111,11 +112,14 @@ async def messages_by_wamids(
     """The account's messages with these wamids (a status batch's lookup), by wamid."""
     if not wamids:
         return {}
-    parameters = {"account_id": account_id, "wamids": sorted(set(wamids))}
-    return {
-        row.wamid: MessageRef(row.id, row.account_id, row.conversation_id, row.direction, row.wamid)
-        for row in (await session.execute(_BY_WAMIDS, parameters)).all()
-    }
+    found: dict[str, MessageRef] = {}
+    for chunk in in_chunks(wamids):
+        parameters = {"account_id": account_id, "wamids": chunk}
+        for row in (await session.execute(_BY_WAMIDS, parameters)).all():
+            found[row.wamid] = MessageRef(
+                row.id, row.account_id, row.conversation_id, row.direction, row.wamid
+            )
+    return found
 
 
 async def append_status_histories(

@@ -7,8 +7,9 @@ who wins, never a check-then-insert. Whoever gets no row back lost the race (or 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from typing import Any
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +18,8 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from wacrm.kit.db import Base
+
+T = TypeVar("T", str, uuid.UUID)
 
 
 def _dialect_insert(session: AsyncSession, target: Any) -> Any:
@@ -113,3 +116,14 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+# PostgreSQL's wire protocol carries at most 32,767 parameters in one statement; an IN
+# list of every wamid in a big batch can go past that.
+MAX_IN_LIST = 10_000
+
+
+def in_chunks(values: Collection[T]) -> list[list[T]]:
+    """``values``, sorted and deduplicated, in lists short enough for one ``IN (...)``."""
+    ordered = sorted(set(values))
+    return [ordered[n : n + MAX_IN_LIST] for n in range(0, len(ordered), MAX_IN_LIST)]
