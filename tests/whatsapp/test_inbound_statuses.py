@@ -267,3 +267,29 @@ async def test_a_batch_naming_more_wamids_than_one_statement_can_carry(
     assert await count(db, Message, Message.wamid == "wamid.CUSTOMER.BIG") == 1
     payload = await one(db, InboundPayload)
     assert payload.state == "done"
+
+
+async def test_delivered_after_failed_clears_the_failure(client, db, account, channel):
+    await create_outbound_message(db, account.id, OUT_1)
+    failed = status_report(
+        OUT_1, "failed", 1750002010, errors=[{"code": 131026, "title": "Undeliverable"}]
+    )
+    await _post_statuses(client, failed)
+    await _post_statuses(client, status_report(OUT_1, "delivered", 1750002020))
+    db.expire_all()
+    message = await _message(db)
+    assert (message.status, message.failed_at, message.error) == ("delivered", None, None)
+    assert message.delivered_at == _at(1750002020)
+
+
+@pytest.mark.parametrize("timestamp", ["1", "0", "-5", "99999999999", "soon"])
+async def test_an_absurd_timestamp_is_taken_as_now(client, db, account, channel, timestamp):
+    # The earliest report of each status wins: a "delivered in 1970" would stick for good.
+    await create_outbound_message(db, account.id, OUT_1)
+    before = datetime.now(UTC)
+    await _post_statuses(client, {**status_report(OUT_1, "delivered", 0), "timestamp": timestamp})
+    await _post_statuses(client, status_report(OUT_1, "read", 1750002020))
+    db.expire_all()
+    message = await _message(db)
+    assert message.delivered_at >= before
+    assert message.read_at == _at(1750002020)

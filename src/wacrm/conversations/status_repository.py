@@ -73,6 +73,9 @@ async def advance_status(
     changes: dict[str, Any] = {"status": status.value}
     if status is MessageStatus.FAILED:
         changes.update(failed_at=at, error=error)
+    elif STATUS_RANK[status] > STATUS_RANK[MessageStatus.FAILED]:
+        # Delivered after all: a failure reported earlier no longer describes the message.
+        changes.update(failed_at=None, error=None)
     rank = case(
         {state.value: value for state, value in STATUS_RANK.items()},
         value=Message.status,

@@ -221,17 +221,20 @@ def _wamid(value: Any) -> str | None:
     return wamid if wamid and len(wamid) <= MAX_WAMID else None
 
 
+EARLIEST_META_TIME = datetime(2020, 1, 1, tzinfo=UTC)
+
+
 def meta_time(value: Any) -> datetime:
-    """Meta's unix-seconds string; absent, absurd or future values become now."""
+    """Meta's unix-seconds string; absent, absurd (before the Cloud API existed) or future
+    values become now: a "delivered at 1970" would stick, as the earliest report wins."""
     now = utcnow()
     if isinstance(value, bool) or not isinstance(value, str | int):
         return now
     try:
-        seconds = int(value)
-        moment = datetime.fromtimestamp(seconds, UTC) if seconds > 0 else now
+        moment = datetime.fromtimestamp(int(value), UTC)
     except (ValueError, OverflowError, OSError):
         return now
-    return min(moment, now)
+    return moment if EARLIEST_META_TIME <= moment <= now else now
 
 
 def meta_error(errors: Any) -> dict[str, Any] | None:
