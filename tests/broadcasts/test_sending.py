@@ -264,7 +264,7 @@ async def test_a_batch_that_cannot_be_prepared_goes_back_to_the_queue_then_fails
     async def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(tasks, "open_thread", broken)
+    monkeypatch.setattr(tasks, "open_threads", broken)
     context = worker_context(app)
     for attempt in range(1, tasks.MAX_CLAIMS + 1):
         with pytest.raises(RuntimeError):

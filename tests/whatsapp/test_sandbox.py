@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from tests.whatsapp import CUSTOMER, PHONE_NUMBER_ID, in_process, make_settings, running
 from wacrm.whatsapp.client import MetaError
 from wacrm.whatsapp.payloads import template_message, text_message
+from wacrm.whatsapp.sandbox import callbacks
 from wacrm.whatsapp.sandbox.callbacks import Billing
 from wacrm.whatsapp.sandbox.cli import sandbox_app
 from wacrm.whatsapp.sandbox.service import Sandbox
@@ -104,17 +105,35 @@ async def test_reordered_statuses_post_read_first(tmp_path: Path) -> None:
     assert stamps == sorted(stamps, reverse=True)  # the real sequence is still sent first
 
 
-async def test_a_failed_webhook_post_is_logged_not_raised(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_a_failed_webhook_post_is_tried_again_then_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(callbacks, "RETRY_DELAYS_SECONDS", (0.01, 0.01, 0.01))
     async with running(tmp_path, receiver_status=500) as world:
         result = await world.client.send(
             world.creds(), template_message(CUSTOMER, "hello_world", "en_US")
         )
-        await world.receiver.wait_for(3)
-        await asyncio.sleep(0.02)
+        posts = await world.receiver.wait_for(3 * 4)
+        await asyncio.sleep(0.2)
     assert result.wamid
+    statuses = [post.statuses[0]["status"] for post in posts]
+    assert statuses == ["sent"] * 4 + ["delivered"] * 4 + ["read"] * 4  # then given up
     assert "answered 500" in caplog.text
+
+
+async def test_a_status_the_receiver_missed_is_posted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(callbacks, "RETRY_DELAYS_SECONDS", (0.3,))
+    async with running(tmp_path, receiver_status=503) as world:
+        await world.client.send(world.creds(), template_message(CUSTOMER, "hello_world", "en_US"))
+        await world.receiver.wait_for(1)
+        world.receiver.status = 200  # back up before Meta tries again
+        posts = await world.receiver.wait_for(4)
+        await asyncio.sleep(0.1)
+    statuses = [post.statuses[0]["status"] for post in world.receiver.posts]
+    assert statuses == ["sent", "sent", "delivered", "read"]
+    assert posts[0].body == posts[1].body  # the same webhook, not a new one
 
 
 async def test_pending_status_callbacks_are_cancelled_on_close(tmp_path: Path) -> None:

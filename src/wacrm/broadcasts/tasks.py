@@ -29,23 +29,29 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from wacrm.broadcasts import queue_repository as queue
 from wacrm.broadcasts import repository
 from wacrm.broadcasts.service import record_completed
 from wacrm.channels import repository as channels_repository
-from wacrm.conversations.threads import open_thread
+from wacrm.conversations.threads import open_threads
+from wacrm.events.service import EventBatch
 from wacrm.kit.clock import utcnow
 from wacrm.kit.errors import AppError
 from wacrm.messages import repository as messages_repository
 from wacrm.messages.content import OutboundContent
-from wacrm.messages.sending import Outcome, dispatch, message_row
+from wacrm.messages.sending import Answer, Outcome, call_meta, message_row, record_answer
 from wacrm.models import Broadcast, Channel, Message, MessageStatus, RecipientStatus
+from wacrm.settings import Settings
 from wacrm.whatsapp.client import CloudApiClient
 from wacrm.worker.runner import WorkerContext
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
+RECORD_ATTEMPTS = 5  # about 30 s of a database that doesn't answer
 STALLED_AFTER = timedelta(minutes=10)
 MAX_CLAIMS = 3  # a batch that cannot be prepared is retried this often, then fails
 
@@ -97,12 +103,11 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
                 await queue.release(session, ids, MAX_CLAIMS, utcnow())
                 await session.commit()
             raise
-        sends = (_dispatch(context, client, channel, item) for item in prepared)
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        for item, result in zip(prepared, results, strict=True):
-            if isinstance(result, BaseException):
-                # Left `sending`: settled as unknown later, as it may have reached Meta.
-                logger.error("broadcast send to %s failed", item.recipient_id, exc_info=result)
+        # The calls hold no database connection: a batch never needs more than one, and a
+        # database problem can't strike between Meta's answer and a connection to record it.
+        calls = (call_meta(context.settings, client, channel, item.payload) for item in prepared)
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        await _record_answers(context, prepared, answers)
     await complete_if_done(context, broadcast.id)
     return len(claimed)
 
@@ -128,8 +133,8 @@ async def _prepare(
     async with context.database.sessions() as session:
         now = utcnow()
         ours = await queue.lock_claimed(session, [item[0] for item in claimed], now)
-        # In phone order: concurrent batches sharing numbers lock contacts in one order.
-        for recipient_id, phone, params in sorted(claimed, key=lambda item: item[1]):
+        sendable: list[tuple[uuid.UUID, str, OutboundContent, dict[str, Any]]] = []
+        for recipient_id, phone, params in claimed:
             if recipient_id not in ours:
                 continue  # settled meanwhile (e.g. as unknown): never send
             content = OutboundContent(
@@ -143,49 +148,91 @@ async def _prepare(
             except AppError as exc:  # checked at creation; kept for rows written otherwise
                 failed.append((recipient_id, {"message": exc.message, "details": exc.details}))
                 continue
-            thread = await open_thread(
-                session, account_id, phone, channel_id=channel.id, source="broadcast"
-            )
+            sendable.append((recipient_id, phone, content, payload))
+        # Every thread of the batch at once: one lookup and at most one INSERT per table.
+        events = EventBatch(account_id)
+        threads = await open_threads(
+            session,
+            account_id,
+            {phone: None for _, phone, _, _ in sendable},
+            channel_id=channel.id,
+            source="broadcast",
+            events=events,
+        )
+        for recipient_id, phone, content, payload in sendable:
+            thread = threads[phone]
             message = message_row(
                 account_id=account_id,
-                conversation_id=thread.conversation.id,
-                contact_id=thread.contact.id,
+                conversation_id=thread.conversation_id,
+                contact_id=thread.contact_id,
                 channel_id=channel.id,
                 message_type=content.type,
                 content=content.as_json(),
                 reply_to_wamid=None,
             )
             session.add(message)
-            await messages_repository.touch_conversation(
-                session, account_id, thread.conversation.id, now
-            )
             prepared.append(_Prepared(recipient_id, message, payload))
         await session.flush()
+        await messages_repository.touch_conversations(
+            session,
+            account_id,
+            [threads[phone].conversation_id for _, phone, _, _ in sendable],
+            now,
+        )
         await queue.link_messages(
             session, {item.recipient_id: item.message.id for item in prepared}
         )
         for recipient_id, error in failed:
             await queue.settle(session, [recipient_id], RecipientStatus.FAILED, error, now)
+        await events.record(session)
         await session.commit()  # every message exists before Meta is called
     return prepared
 
 
-async def _dispatch(
-    context: WorkerContext, client: CloudApiClient, channel: Channel, item: _Prepared
+async def _record_answers(
+    context: WorkerContext,
+    prepared: list[_Prepared],
+    answers: list[Answer | BaseException],
 ) -> None:
-    """Call Meta for one prepared recipient; record the outcome on message and recipient."""
-    async with context.database.sessions() as session:
-        outcome = await dispatch(
-            session,
-            context.settings,
-            client,
-            message=item.message,
-            channel=channel,
-            payload=item.payload,
-        )
+    """Record every answer on its message and recipient, in one transaction. Meta has
+    answered: if the database fails, try again for a while (a recipient left ``sending``
+    becomes ``unknown``, sent or not)."""
+    for item, answer in zip(prepared, answers, strict=True):
+        if isinstance(answer, BaseException):
+            # Left `sending`: settled as unknown later, as it may have reached Meta.
+            logger.error("broadcast send to %s failed", item.recipient_id, exc_info=answer)
+    answered = [
+        (item, answer)
+        for item, answer in zip(prepared, answers, strict=True)
+        if isinstance(answer, Answer)
+    ]
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            async with context.database.sessions() as session:
+                await _record(session, context.settings, answered)
+                await session.commit()
+            return
+        except (DBAPIError, OSError) as exc:
+            if attempt == RECORD_ATTEMPTS:
+                logger.error("recording %d broadcast answers failed: %s", len(answered), exc)
+                return
+            logger.warning("recording broadcast answers failed (%s); trying again", exc)
+            await asyncio.sleep(min(2.0**attempt, 10.0))
+
+
+async def _record(
+    session: AsyncSession, settings: Settings, answered: list[tuple[_Prepared, Answer]]
+) -> None:
+    now = utcnow()
+    sent: list[uuid.UUID] = []
+    for item, answer in answered:
+        outcome = await record_answer(session, settings, item.message, answer)
         status = _RECIPIENT_OUTCOME.get(outcome.status, RecipientStatus.UNKNOWN)
-        await queue.settle(session, [item.recipient_id], status, _error(outcome), utcnow())
-        await session.commit()
+        if status is RecipientStatus.SENT:
+            sent.append(item.recipient_id)  # the common case: settled together below
+        else:
+            await queue.settle(session, [item.recipient_id], status, _error(outcome), now)
+    await queue.settle(session, sent, RecipientStatus.SENT, None, now)
 
 
 def _error(outcome: Outcome) -> dict[str, object] | None:

@@ -109,3 +109,19 @@ async def touch_conversation(
         .values(last_message_at=at)
         .execution_options(synchronize_session=False)
     )
+
+
+async def touch_conversations(
+    session: AsyncSession, account_id: uuid.UUID, conversation_ids: list[uuid.UUID], at: datetime
+) -> None:
+    """``touch_conversation`` for many, in one UPDATE."""
+    if conversation_ids:
+        await session.execute(
+            update(Conversation)
+            .where(
+                Conversation.account_id == account_id,
+                Conversation.id.in_(sorted(set(conversation_ids))),
+            )
+            .values(last_message_at=at)
+            .execution_options(synchronize_session=False)
+        )

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,29 @@ def retry_delay(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What one call to Meta came back with: a wamid, or why not."""
+
+    wamid: str | None = None
+    unknown: MetaOutcomeUnknown | None = None
+    refusal: MetaError | None = None
+    at: datetime = field(default_factory=utcnow)
+
+
+async def call_meta(
+    settings: Settings, client: CloudApiClient, channel: Channel, payload: dict[str, Any]
+) -> Answer:
+    """Call Meta; Meta's errors become the answer (nothing here touches the database)."""
+    try:
+        result = await client.send(credentials(settings, channel), payload)
+    except MetaOutcomeUnknown as exc:
+        return Answer(unknown=exc)
+    except MetaError as exc:
+        return Answer(refusal=exc)
+    return Answer(wamid=result.wamid)
+
+
 async def dispatch(
     session: AsyncSession,
     settings: Settings,
@@ -48,19 +71,25 @@ async def dispatch(
     payload: dict[str, Any],
 ) -> Outcome:
     """Call Meta for a stored ``pending`` message and record what happened (flushes only)."""
+    answer = await call_meta(settings, client, channel, payload)
+    return await record_answer(session, settings, message, answer)
+
+
+async def record_answer(
+    session: AsyncSession, settings: Settings, message: Message, answer: Answer
+) -> Outcome:
+    """Move a ``pending`` message on by Meta's answer (flushes only)."""
     attempts = message.attempts + 1
-    now = utcnow()
-    try:
-        result = await client.send(credentials(settings, channel), payload)
-    except MetaOutcomeUnknown as exc:
+    if answer.unknown is not None:
         await repository.set_outcome(
             session,
             message.id,
             status=MessageStatus.UNKNOWN,
-            values={"attempts": attempts, "error": {"message": str(exc)}},
+            values={"attempts": attempts, "error": {"message": str(answer.unknown)}},
         )
         return Outcome(MessageStatus.UNKNOWN)
-    except MetaError as exc:
+    if answer.refusal is not None:
+        exc = answer.refusal
         if exc.retry_later and attempts < MAX_ATTEMPTS:
             await repository.set_outcome(
                 session,
@@ -69,21 +98,21 @@ async def dispatch(
                 values={
                     "attempts": attempts,
                     "error": exc.as_dict(),
-                    "next_attempt_at": now + retry_delay(settings, attempts),
+                    "next_attempt_at": answer.at + retry_delay(settings, attempts),
                 },
             )
             return Outcome(MessageStatus.RETRYING, error=exc)
-        values = {"attempts": attempts, "error": exc.as_dict(), "failed_at": now}
+        values = {"attempts": attempts, "error": exc.as_dict(), "failed_at": answer.at}
         if await repository.set_outcome(
             session, message.id, status=MessageStatus.FAILED, values=values
         ):
             await _status_event(session, message, MessageStatus.FAILED, exc.as_dict())
         return Outcome(MessageStatus.FAILED, error=exc)
-    values = {"attempts": attempts, "wamid": result.wamid, "error": None}
+    values = {"attempts": attempts, "wamid": answer.wamid, "error": None}
     if await repository.set_outcome(session, message.id, status=MessageStatus.SENT, values=values):
-        message.wamid = result.wamid
+        message.wamid = answer.wamid
         await _status_event(session, message, MessageStatus.SENT, None)
-    return Outcome(MessageStatus.SENT, wamid=result.wamid)
+    return Outcome(MessageStatus.SENT, wamid=answer.wamid)
 
 
 async def _status_event(

@@ -1,8 +1,9 @@
 """Webhooks the sandbox posts back, as Meta would: message and status events, signed.
 
 Each body is signed ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>``.
-Status callbacks run as tracked background tasks, cancelled by ``aclose()``; a post that
-fails is logged, never raised, as a webhook that doesn't land never fails a send at Meta.
+Status callbacks run as tracked background tasks, cancelled by ``aclose()``. Like Meta, the
+sandbox tries a status again when the receiver can't be reached or answers 429/5xx; a post
+that still fails is logged, never raised, as a webhook that doesn't land never fails a send.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 # Meta's entry[].id is the WABA id; the sandbox has no real one, so a fixed fictional one.
 SANDBOX_WABA_ID = "100000000000001"
 STATUSES = ("sent", "delivered", "read")
+# Meta retries for days; the sandbox a few times, within a minute.
+RETRY_DELAYS_SECONDS = (1.0, 5.0, 20.0)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -127,9 +130,9 @@ class WebhookPoster:
         self._delay = settings.sandbox_status_delay_seconds
         self._duplicate = settings.sandbox_duplicate_statuses
         self._reorder = settings.sandbox_reorder_statuses
-        self._http = httpx.AsyncClient(
-            timeout=settings.whatsapp_timeout_seconds, follow_redirects=False, transport=transport
-        )
+        # A burst of sends queues its callbacks for a connection rather than dropping them.
+        timeout = httpx.Timeout(settings.whatsapp_timeout_seconds, pool=None)
+        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -175,7 +178,15 @@ class WebhookPoster:
             # Waiting first also lets the sender store the wamid before `sent` arrives.
             await asyncio.sleep(self._delay)
             for _ in range(2 if self._duplicate else 1):
-                await self.post(event)
+                await self._post_until_received(event)
+
+    async def _post_until_received(self, payload: dict[str, Any]) -> None:
+        for delay in (*RETRY_DELAYS_SECONDS, None):
+            outcome = await self.post(payload)
+            retry = outcome.status is None or outcome.status == 429 or outcome.status >= 500
+            if not retry or delay is None:
+                return
+            await asyncio.sleep(delay)
 
     @property
     def pending(self) -> int:
