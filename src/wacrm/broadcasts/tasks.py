@@ -40,6 +40,7 @@ from wacrm.messages import repository as messages_repository
 from wacrm.messages.content import OutboundContent
 from wacrm.messages.sending import Outcome, dispatch, message_row
 from wacrm.models import Broadcast, Channel, Message, MessageStatus, RecipientStatus
+from wacrm.telemetry.metrics import BROADCAST_RECIPIENTS, BROADCASTS_COMPLETED
 from wacrm.whatsapp.client import CloudApiClient
 from wacrm.worker.runner import WorkerContext
 
@@ -86,6 +87,7 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
             ids = [recipient_id for recipient_id, _, _ in claimed]
             await queue.settle(session, ids, RecipientStatus.FAILED, error, utcnow())
             await session.commit()
+        BROADCAST_RECIPIENTS.labels(status=RecipientStatus.FAILED.value).inc(len(ids))
     else:
         try:
             prepared = await _prepare(context, broadcast, channel, claimed)
@@ -167,6 +169,7 @@ async def _prepare(
         for recipient_id, error in failed:
             await queue.settle(session, [recipient_id], RecipientStatus.FAILED, error, now)
         await session.commit()  # every message exists before Meta is called
+    BROADCAST_RECIPIENTS.labels(status=RecipientStatus.FAILED.value).inc(len(failed))
     return prepared
 
 
@@ -186,6 +189,7 @@ async def _dispatch(
         status = _RECIPIENT_OUTCOME.get(outcome.status, RecipientStatus.UNKNOWN)
         await queue.settle(session, [item.recipient_id], status, _error(outcome), utcnow())
         await session.commit()
+    BROADCAST_RECIPIENTS.labels(status=status.value).inc()
 
 
 def _error(outcome: Outcome) -> dict[str, object] | None:
@@ -204,6 +208,8 @@ async def complete_if_done(context: WorkerContext, broadcast_id: uuid.UUID) -> b
             counts = await repository.counts(session, broadcast.account_id, [broadcast.id])
             await record_completed(session, broadcast, counts[broadcast.id])
         await session.commit()
+    if broadcast is not None:
+        BROADCASTS_COMPLETED.inc()
     return broadcast is not None
 
 
@@ -212,6 +218,7 @@ async def settle_stalled_broadcast_recipients(context: WorkerContext) -> int:
     async with context.database.sessions() as session:
         broadcast_ids = await queue.mark_stalled(session, utcnow() - STALLED_AFTER)
         await session.commit()
+    BROADCAST_RECIPIENTS.labels(status=RecipientStatus.UNKNOWN.value).inc(len(broadcast_ids))
     for broadcast_id in set(broadcast_ids):
         await complete_if_done(context, broadcast_id)
     return len(broadcast_ids)

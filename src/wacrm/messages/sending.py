@@ -20,6 +20,7 @@ from wacrm.kit.clock import utcnow
 from wacrm.messages import repository
 from wacrm.models import Channel, Message, MessageStatus
 from wacrm.settings import Settings
+from wacrm.telemetry.metrics import WHATSAPP_SENDS
 from wacrm.whatsapp.client import CloudApiClient, MetaError, MetaOutcomeUnknown
 
 MAX_ATTEMPTS = 8
@@ -59,7 +60,7 @@ async def dispatch(
             status=MessageStatus.UNKNOWN,
             values={"attempts": attempts, "error": {"message": str(exc)}},
         )
-        return Outcome(MessageStatus.UNKNOWN)
+        return _counted(Outcome(MessageStatus.UNKNOWN))
     except MetaError as exc:
         if exc.retry_later and attempts < MAX_ATTEMPTS:
             await repository.set_outcome(
@@ -72,18 +73,23 @@ async def dispatch(
                     "next_attempt_at": now + retry_delay(settings, attempts),
                 },
             )
-            return Outcome(MessageStatus.RETRYING, error=exc)
+            return _counted(Outcome(MessageStatus.RETRYING, error=exc))
         values = {"attempts": attempts, "error": exc.as_dict(), "failed_at": now}
         if await repository.set_outcome(
             session, message.id, status=MessageStatus.FAILED, values=values
         ):
             await _status_event(session, message, MessageStatus.FAILED, exc.as_dict())
-        return Outcome(MessageStatus.FAILED, error=exc)
+        return _counted(Outcome(MessageStatus.FAILED, error=exc))
     values = {"attempts": attempts, "wamid": result.wamid, "error": None}
     if await repository.set_outcome(session, message.id, status=MessageStatus.SENT, values=values):
         message.wamid = result.wamid
         await _status_event(session, message, MessageStatus.SENT, None)
-    return Outcome(MessageStatus.SENT, wamid=result.wamid)
+    return _counted(Outcome(MessageStatus.SENT, wamid=result.wamid))
+
+
+def _counted(outcome: Outcome) -> Outcome:
+    WHATSAPP_SENDS.labels(outcome=outcome.status.value).inc()
+    return outcome
 
 
 async def _status_event(
