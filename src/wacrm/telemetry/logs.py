@@ -118,6 +118,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+            # Alembic narrates loading its plugins at INFO whenever /readyz reads the head.
+            "alembic": {"handlers": [], "level": "WARNING", "propagate": True},
         },
     }
 
