@@ -96,8 +96,8 @@ def serve(
             access_log=False,  # ours carries the route template and the request id
             log_config=logging_config(settings),
             # uvicorn restarts a process that does not answer its health check in time; a
-            # busy machine importing N processes at once needs more than the default 5 s.
-            timeout_worker_healthcheck=30,
+            # busy machine importing N processes at once can need far more than the default 5 s.
+            timeout_worker_healthcheck=60,
         )
 
 
