@@ -82,7 +82,7 @@ def test_serve_and_worker_name_bad_settings_without_a_traceback(run_cli, monkeyp
 # ---- the real thing: 2 API processes + 1 worker process with 2 loops, on PostgreSQL ------
 
 
-async def _demo(database_url: str) -> tuple[str, str, str]:
+async def _demo(database_url: str) -> tuple[str, str, str, str]:
     """An account, a key with every scope and a sandbox number (as `wacrm demo` makes)."""
     settings = Settings(env="test", database_url=database_url, secret_key=SECRET)
     database = Database(database_url)
@@ -100,7 +100,12 @@ async def _demo(database_url: str) -> tuple[str, str, str]:
             await session.commit()
     finally:
         await database.dispose()
-    return str(created.account.id), key.plaintext, channel.phone_number_id
+    return (
+        str(created.account.id),
+        key.plaintext,
+        channel.phone_number_id,
+        settings.sandbox_access_token,  # what a simulated customer must show the sandbox
+    )
 
 
 def _start(args: list[str], home: Path, env: dict[str, str], name: str, port: int) -> Server:
@@ -148,13 +153,17 @@ async def test_two_api_processes_and_a_worker_share_the_work_and_one_metrics_vie
             _start(worker, tmp_path, env, "worker", metrics_port),
         ]
         try:
-            account_id, plaintext, phone_number_id = await _demo(url)
+            account_id, plaintext, phone_number_id, sandbox_token = await _demo(url)
             deadline = time.monotonic() + START_TIMEOUT
             _wait_until_healthy(servers[0], deadline)
             async with httpx.AsyncClient(base_url=base, timeout=10) as http:
                 http.headers["Authorization"] = f"Bearer {plaintext}"
                 await _check_only_the_worker_delivers(
-                    http, phone_number_id, f"http://127.0.0.1:{metrics_port}", deadline
+                    http,
+                    phone_number_id,
+                    sandbox_token,
+                    f"http://127.0.0.1:{metrics_port}",
+                    deadline,
                 )
                 await _check_metrics_sum_both_api_processes(servers[0], http, account_id)
             for server in servers:
@@ -167,7 +176,11 @@ async def test_two_api_processes_and_a_worker_share_the_work_and_one_metrics_vie
 
 
 async def _check_only_the_worker_delivers(
-    http: httpx.AsyncClient, phone_number_id: str, worker_metrics: str, deadline: float
+    http: httpx.AsyncClient,
+    phone_number_id: str,
+    sandbox_token: str,
+    worker_metrics: str,
+    deadline: float,
 ) -> None:
     """An inbound message makes a `message.received` webhook; only the worker delivers it."""
     async with Receiver() as receiver:
@@ -175,7 +188,8 @@ async def _check_only_the_worker_delivers(
         created = await http.post("/api/v1/webhooks", json=webhook)
         assert created.status_code == 201, created.text
         body = {"phone_number_id": phone_number_id, "from": "+14155550123", "text": "hi"}
-        inbound = await http.post("/sandbox/inbound", json=body)
+        customer = {"Authorization": f"Bearer {sandbox_token}"}
+        inbound = await http.post("/sandbox/inbound", json=body, headers=customer)
         assert inbound.status_code == 200, inbound.text
 
         def delivered(view: list[Sample]) -> float:
