@@ -101,15 +101,20 @@ def servers(cli: Cli, tmp_path: Path) -> Iterator[list[Server]]:
             started.append(Server(name, port, process, log))
         yield started
     finally:
-        for server in started:
-            if server.process.poll() is None:
-                server.process.terminate()
-        for server in started:
-            try:
-                server.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait(timeout=10)
+        stop_servers(started)
+
+
+def stop_servers(servers: list[Server]) -> None:
+    """SIGTERM to all at once, then wait for each (SIGKILL one that does not stop)."""
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.terminate()
+    for server in servers:
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=10)
 
 
 def _me(http: httpx.Client, server: Server, plaintext: str) -> int:

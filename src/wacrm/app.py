@@ -31,6 +31,9 @@ from wacrm.kit.openapi import without_framework_422
 from wacrm.kit.ratelimit import RateLimiter, RateLimitHeadersMiddleware
 from wacrm.messages.routes import router as messages_router
 from wacrm.settings import Settings, get_settings
+from wacrm.telemetry.context import REQUEST_ID_HEADER
+from wacrm.telemetry.middleware import RequestTelemetryMiddleware
+from wacrm.telemetry.routes import router as metrics_router
 from wacrm.webhooks.routes import router as webhooks_router
 from wacrm.whatsapp.client import CloudApiClient
 from wacrm.whatsapp.sandbox import create_sandbox_app
@@ -107,11 +110,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(broadcasts_router, prefix="/api/v1")
     app.include_router(webhooks_router, prefix="/api/v1")
     _add_health_routes(app)
+    if settings.metrics_enabled:
+        app.include_router(metrics_router)
     _add_error_handlers(app)
     _declare_400_not_422(app)
 
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestTelemetryMiddleware)  # outermost: sees every answer
     return app
 
 
@@ -182,6 +188,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _json_error(exc.status_code, code, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
-        return _json_error(500, "internal", "Internal error; it has been logged.")
+        # This answer is sent from outside the telemetry middleware: echo the id here.
+        request_id = getattr(request.state, "request_id", None)
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+        return _json_error(500, "internal", "Internal error; it has been logged.", headers=headers)

@@ -17,7 +17,7 @@ from wacrm.api_keys.scopes import ALL_SCOPES
 from wacrm.audit.service import CLI_ACTOR
 from wacrm.channels import service as channels_service
 from wacrm.channels.cli import channel_json, channels_app
-from wacrm.kit.cli import JsonFlag, in_transaction, print_json
+from wacrm.kit.cli import JsonFlag, fail, in_transaction, print_json, settings_or_exit
 from wacrm.kit.clock import utcnow
 from wacrm.kit.errors import AppError
 from wacrm.models import ApiKey, Role
@@ -57,36 +57,70 @@ def db_upgrade(revision: str = "head") -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
-    workers: Annotated[int, typer.Option(help="API processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="API processes (more than 1 needs PostgreSQL)")
+    ] = 1,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker", help="API only: no in-process worker (run `wacrm worker` instead)"
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP server (and, in the embedded default, the worker and the sandbox)."""
     import uvicorn
 
+    from wacrm.telemetry.logs import logging_config
+    from wacrm.telemetry.metrics import multiprocess_directory
+
     # The sandbox and its webhooks live at our own address unless told otherwise.
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     os.environ.setdefault("WACRM_PUBLIC_BASE_URL", f"http://{shown_host}:{port}")
-
-    uvicorn.run(
-        "wacrm.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        access_log=False,
-        log_level="info",
-    )
+    if no_worker:
+        os.environ["WACRM_WORKER_IN_PROCESS"] = "false"
+    settings = settings_or_exit()
+    if workers > 1 and settings.is_sqlite:
+        fail(
+            "--workers > 1 needs PostgreSQL (set WACRM_DATABASE_URL): SQLite allows one "
+            "writer at a time, so several API processes would queue on its lock and fail "
+            "with 'database is locked' under load. Use --workers 1 with SQLite."
+        )
+    with multiprocess_directory(workers):
+        uvicorn.run(
+            "wacrm.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            access_log=False,  # ours carries the route template and the request id
+            log_config=logging_config(settings),
+            # uvicorn restarts a process that does not answer its health check in time; a
+            # busy machine importing N processes at once can need far more than the default 5 s.
+            timeout_worker_healthcheck=60,
+        )
 
 
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Concurrent job loops", min=1, max=64)] = 1,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's Prometheus metrics on this port", min=1, max=65535),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
 ) -> None:
-    """Run a worker process (scale-out: run API processes with WACRM_WORKER_IN_PROCESS=false)."""
+    """Run a worker process: C concurrent job loops draining due work (scale-out: run the
+    API with `wacrm serve --no-worker`)."""
     import asyncio
 
+    from wacrm.telemetry.logs import configure_logging
+    from wacrm.telemetry.metrics import serve_metrics
     from wacrm.worker.jobs import run_worker_process
 
+    configure_logging(settings_or_exit())
+    if metrics_port is not None:
+        serve_metrics(metrics_host, metrics_port)
     asyncio.run(run_worker_process(concurrency))
 
 

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
         1000, gt=0, description="sandbox throughput per number before 130429"
     )
     sandbox_templates_file: Path | None = Field(None, description="JSON list of templates")
+    # Operations: logs and metrics.
+    log_format: Literal["json", "text"] | None = Field(
+        None, description="log line format; default json in production, text otherwise"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="lowest level written to the log"
+    )
+    metrics_enabled: bool = Field(True, description="serve Prometheus metrics at /metrics")
+    metrics_token: str | None = Field(
+        None, description="when set, /metrics requires `Authorization: Bearer <token>`"
+    )
     worker_in_process: bool = Field(True, description="run the worker inside `wacrm serve`")
     worker_poll_seconds: float = Field(0.5, gt=0, description="idle worker poll interval")
 
@@ -104,6 +115,8 @@ class Settings(BaseSettings):
             if self.env == "production":
                 raise ValueError("WACRM_SECRET_KEY is required when WACRM_ENV=production")
             self.secret_key = _persisted_secret(self.var_dir / "secret_key")
+        if self.log_format is None:
+            self.log_format = "json" if self.env == "production" else "text"
         if self.env == "production":
             self.sandbox_enabled = False
             if self.webhooks_allow_private_targets:

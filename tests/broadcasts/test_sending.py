@@ -21,6 +21,7 @@ from tests.broadcasts.support import (
     serving,
 )
 from tests.helpers import create_account, create_key
+from tests.telemetry.support import sample
 from wacrm.broadcasts import tasks
 from wacrm.channels.service import add_sandbox_channel
 from wacrm.kit.clock import utcnow
@@ -233,6 +234,12 @@ async def test_a_completed_broadcast_cannot_be_cancelled(settings, db, app):
 
 async def test_meta_refusals_fail_the_recipient_with_metas_error(settings, db, app):
     _, key = await _tenant(db, settings)
+    counters = {
+        "sends": ("wacrm_whatsapp_sends_total", {"outcome": "failed"}),
+        "recipients": ("wacrm_broadcast_recipients_settled_total", {"status": "failed"}),
+        "completed": ("wacrm_broadcasts_completed_total", {}),
+    }
+    before = {name: sample(metric, **labels) for name, (metric, labels) in counters.items()}
     async with (
         serving(settings, status_delay=NO_CALLBACKS) as (base, served),
         httpx.AsyncClient(base_url=base) as http,
@@ -249,6 +256,12 @@ async def test_meta_refusals_fail_the_recipient_with_metas_error(settings, db, a
         assert len(recipients) == 3
         assert {r["error"]["code"] for r in recipients} == {132001}
         assert all(r["message_id"] for r in recipients)
+    after = {name: sample(metric, **labels) for name, (metric, labels) in counters.items()}
+    assert {name: after[name] - before[name] for name in counters} == {
+        "sends": 3,
+        "recipients": 3,
+        "completed": 1,
+    }
 
 
 async def test_a_batch_that_cannot_be_prepared_goes_back_to_the_queue_then_fails(

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 from tests.helpers import create_account, create_key
+from tests.telemetry.support import sample
 from tests.webhooks.receivers import Answer, Receiver, always, in_turn
 from tests.webhooks.support import (
     PUBLIC_IP,
@@ -58,14 +59,22 @@ async def test_a_delivery_is_signed_both_ways_and_logged(client, db, app):
     assert attempt["response_body"] == "ok" and attempt["latency_ms"] >= 0
 
 
+def _attempts_counted() -> dict[str, float]:
+    outcomes = ("succeeded", "failed", "gone")
+    return {o: sample("wacrm_webhook_delivery_attempts_total", outcome=o) for o in outcomes}
+
+
 async def test_fails_twice_then_succeeds_with_the_same_event_id(client, db, app):
     script = in_turn(Answer(500, b"boom"), Answer(503, b"busy"), Answer(200))
+    counted = _attempts_counted()
     async with Receiver(script) as receiver:
         account, key, webhook_id, secret = await _setup(client, db, receiver.url)
         event_id = await record(db, account.id)
         pump = make_pump(app)
         await pump_until(pump, settled(app))
         await pump.aclose()
+    after = _attempts_counted()
+    assert {o: after[o] - counted[o] for o in after} == {"succeeded": 1, "failed": 2, "gone": 0}
 
     assert receiver.event_ids() == [event_id] * 3
     for request in receiver.received:  # every attempt signs the bytes it sends
@@ -96,6 +105,7 @@ async def test_retry_after_is_honoured_and_the_budget_ends_in_failure(client, db
 
 
 async def test_410_gone_disables_the_endpoint(client, db, app):
+    gone = sample("wacrm_webhook_delivery_attempts_total", outcome="gone")
     async with Receiver(always(Answer(410, b"gone"))) as receiver:
         account, _, webhook_id, _ = await _setup(client, db, receiver.url)
         await record(db, account.id)
@@ -108,6 +118,7 @@ async def test_410_gone_disables_the_endpoint(client, db, app):
     disabled = await endpoint(app, webhook_id)
     assert not disabled.is_active and "410" in (disabled.disabled_reason or "")
     assert [d.status for d in await deliveries(app)] == ["failed"]
+    assert sample("wacrm_webhook_delivery_attempts_total", outcome="gone") == gone + 1
 
 
 async def test_sustained_failure_auto_disables_and_reenabling_resets(client, db, app):

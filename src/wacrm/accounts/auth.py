@@ -17,6 +17,8 @@ from wacrm.kit.db import DbSession
 from wacrm.kit.errors import Forbidden, SessionRequired
 from wacrm.kit.http import client_ip
 from wacrm.models import Role
+from wacrm.telemetry.context import bind_account
+from wacrm.telemetry.metrics import auth_failed
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -44,13 +46,17 @@ class Member:
 async def current_member(request: Request, session: DbSession) -> Member:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
+        auth_failed("session", "missing")
         raise SessionRequired()
     row = await repository.find_live_session(session, hash_token(token), utcnow())
     if row is None:
+        auth_failed("session", "unknown")
         raise SessionRequired("Your session has ended; log in again.")
+    bind_account(row.account_id)
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), row.csrf_token.encode()):
+            auth_failed("session", "csrf")
             raise Forbidden(f"Missing or wrong {CSRF_HEADER} header.")
     return Member(
         session_id=row.session_id,

@@ -16,6 +16,7 @@ from wacrm.kit.clock import utcnow
 from wacrm.kit.errors import AppError, BadRequest, Conflict, RateLimited
 from wacrm.kit.ratelimit import RateLimiter
 from wacrm.models import Account, LoginSession, Membership, Role, User
+from wacrm.telemetry.metrics import auth_failed
 
 SESSION_COOKIE = "wacrm_session"
 
@@ -108,16 +109,19 @@ async def login(
     for namespace, identity in (("login-ip", client_ip), ("login-email", email)):
         status = await limiter.hit(namespace, identity, attempts_per_minute)
         if not status.allowed:
+            auth_failed("login", "rate_limited")
             raise RateLimited(
                 "Too many login attempts; try again later.",
                 headers={"Retry-After": str(status.retry_after)},
             )
     user = await repository.find_user_by_email(session, email)
     if not verify_password(password, user.password_hash if user else None) or user is None:
+        auth_failed("login", "wrong")
         raise InvalidLogin()
     memberships = await repository.memberships_of(session, user.id)
     chosen = [m for m in memberships if account_id is None or m.account_id == account_id]
     if not chosen:
+        auth_failed("login", "no_membership")
         raise InvalidLogin()
 
     now = utcnow()

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -32,6 +33,8 @@ from wacrm.kit.http import client_ip
 from wacrm.kit.idempotency import run_idempotently
 from wacrm.kit.ratelimit import RateLimiter, RateLimitStatus
 from wacrm.settings import Settings
+from wacrm.telemetry.context import bind_account
+from wacrm.telemetry.metrics import auth_failed
 
 # One or more spaces between scheme and token; anything after the token is an error.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(\S+)")
@@ -108,14 +111,17 @@ async def _authenticate(request: Request) -> ApiPrincipal:
     blocked = await limiter.peek("auth-fail", ip, per_ip)
     if not blocked.allowed:
         _limit(request, blocked)
+        auth_failed("api_key", "rate_limited")
         raise RateLimited("Too many failed authentications from this address; retry later.")
 
     principal = await _lookup(request, settings)
-    if principal is None:
+    if isinstance(principal, AuthFailure):
+        auth_failed("api_key", principal.value)
         failure = _limit(request, await limiter.hit("auth-fail", ip, per_ip))
         if not failure.allowed:
             raise RateLimited("Too many failed authentications from this address; retry later.")
         raise Unauthorized()
+    bind_account(principal.account_id)
 
     status = _limit(
         request,
@@ -126,18 +132,33 @@ async def _authenticate(request: Request) -> ApiPrincipal:
     return principal
 
 
-async def _lookup(request: Request, settings: Settings) -> ApiPrincipal | None:
-    token = bearer_token(request.headers.get("authorization"))
+class AuthFailure(StrEnum):
+    """Why a key was refused: for metrics only, never for the client (always the same 401)."""
+
+    MISSING = "missing"
+    MALFORMED = "malformed"  # not a bearer header, or not a well-formed key (checksum)
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+async def _lookup(request: Request, settings: Settings) -> ApiPrincipal | AuthFailure:
+    header = request.headers.get("authorization")
+    if not header:
+        return AuthFailure.MISSING
+    token = bearer_token(header)
     if token is None or not is_well_formed(token):
-        return None  # rejected without touching the database
+        return AuthFailure.MALFORMED  # rejected without touching the database
     database = get_database(request)
     async with database.autocommit.connect() as connection:
         record = await repository.find_for_auth(connection, hash_key(token))
     now = utcnow()
-    if record is None or record.revoked_at is not None:
-        return None
+    if record is None:
+        return AuthFailure.UNKNOWN
+    if record.revoked_at is not None:
+        return AuthFailure.REVOKED
     if record.expires_at is not None and record.expires_at <= now:
-        return None
+        return AuthFailure.EXPIRED
     interval = settings.last_used_write_interval_seconds
     if _last_used.due(record, now, interval):
         _last_used.mark(record.key_id)

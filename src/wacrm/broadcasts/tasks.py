@@ -42,9 +42,17 @@ from wacrm.kit.clock import utcnow
 from wacrm.kit.errors import AppError
 from wacrm.messages import repository as messages_repository
 from wacrm.messages.content import OutboundContent
-from wacrm.messages.sending import Answer, Outcome, call_meta, message_row, record_answer
+from wacrm.messages.sending import (
+    Answer,
+    Outcome,
+    call_meta,
+    count_outcomes,
+    message_row,
+    record_answer,
+)
 from wacrm.models import Broadcast, Channel, Message, MessageStatus, RecipientStatus
 from wacrm.settings import Settings
+from wacrm.telemetry.metrics import BROADCAST_RECIPIENTS, BROADCASTS_COMPLETED
 from wacrm.whatsapp.client import CloudApiClient
 from wacrm.worker.runner import WorkerContext
 
@@ -92,6 +100,7 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
             ids = [recipient_id for recipient_id, _, _ in claimed]
             await queue.settle(session, ids, RecipientStatus.FAILED, error, utcnow())
             await session.commit()
+        BROADCAST_RECIPIENTS.labels(status=RecipientStatus.FAILED.value).inc(len(ids))
     else:
         try:
             prepared = await _prepare(context, broadcast, channel, claimed)
@@ -186,6 +195,7 @@ async def _prepare(
             await queue.settle(session, [recipient_id], RecipientStatus.FAILED, error, now)
         await events.record(session)
         await session.commit()  # every message exists before Meta is called
+    BROADCAST_RECIPIENTS.labels(status=RecipientStatus.FAILED.value).inc(len(failed))
     return prepared
 
 
@@ -209,8 +219,12 @@ async def _record_answers(
     for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:
             async with context.database.sessions() as session:
-                await _record(session, context.settings, answered)
+                outcomes = await _record(session, context.settings, answered)
                 await session.commit()
+            count_outcomes(outcomes)
+            for outcome in outcomes:
+                status = _RECIPIENT_OUTCOME.get(outcome.status, RecipientStatus.UNKNOWN)
+                BROADCAST_RECIPIENTS.labels(status=status.value).inc()
             return
         except (DBAPIError, OSError) as exc:
             if attempt == RECORD_ATTEMPTS:
@@ -222,17 +236,20 @@ async def _record_answers(
 
 async def _record(
     session: AsyncSession, settings: Settings, answered: list[tuple[_Prepared, Answer]]
-) -> None:
+) -> list[Outcome]:
     now = utcnow()
     sent: list[uuid.UUID] = []
+    outcomes: list[Outcome] = []
     for item, answer in answered:
         outcome = await record_answer(session, settings, item.message, answer)
+        outcomes.append(outcome)
         status = _RECIPIENT_OUTCOME.get(outcome.status, RecipientStatus.UNKNOWN)
         if status is RecipientStatus.SENT:
             sent.append(item.recipient_id)  # the common case: settled together below
         else:
             await queue.settle(session, [item.recipient_id], status, _error(outcome), now)
     await queue.settle(session, sent, RecipientStatus.SENT, None, now)
+    return outcomes
 
 
 def _error(outcome: Outcome) -> dict[str, object] | None:
@@ -251,6 +268,8 @@ async def complete_if_done(context: WorkerContext, broadcast_id: uuid.UUID) -> b
             counts = await repository.counts(session, broadcast.account_id, [broadcast.id])
             await record_completed(session, broadcast, counts[broadcast.id])
         await session.commit()
+    if broadcast is not None:
+        BROADCASTS_COMPLETED.inc()
     return broadcast is not None
 
 
@@ -259,6 +278,7 @@ async def settle_stalled_broadcast_recipients(context: WorkerContext) -> int:
     async with context.database.sessions() as session:
         broadcast_ids = await queue.mark_stalled(session, utcnow() - STALLED_AFTER)
         await session.commit()
+    BROADCAST_RECIPIENTS.labels(status=RecipientStatus.UNKNOWN.value).inc(len(broadcast_ids))
     for broadcast_id in set(broadcast_ids):
         await complete_if_done(context, broadcast_id)
     return len(broadcast_ids)

@@ -5,18 +5,36 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.kit.db import Database
 from wacrm.kit.errors import AppError
-from wacrm.settings import get_settings
+from wacrm.settings import Settings, get_settings
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
+
+
+def fail(message: str) -> NoReturn:
+    """A clean exit 1 with one ``error:`` line on stderr."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or a clean exit naming what is wrong with them."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+        )
+        fail(f"invalid settings: {problems}")
 
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:

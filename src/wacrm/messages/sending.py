@@ -20,6 +20,7 @@ from wacrm.kit.clock import utcnow
 from wacrm.messages import repository
 from wacrm.models import Channel, Message, MessageStatus
 from wacrm.settings import Settings
+from wacrm.telemetry.metrics import WHATSAPP_SENDS
 from wacrm.whatsapp.client import CloudApiClient, MetaError, MetaOutcomeUnknown
 
 MAX_ATTEMPTS = 8
@@ -72,7 +73,15 @@ async def dispatch(
 ) -> Outcome:
     """Call Meta for a stored ``pending`` message and record what happened (flushes only)."""
     answer = await call_meta(settings, client, channel, payload)
-    return await record_answer(session, settings, message, answer)
+    outcome = await record_answer(session, settings, message, answer)
+    count_outcomes([outcome])
+    return outcome
+
+
+def count_outcomes(outcomes: list[Outcome]) -> None:
+    """Count sends by outcome, once they are recorded (a retried record counts once)."""
+    for outcome in outcomes:
+        WHATSAPP_SENDS.labels(outcome=outcome.status.value).inc()
 
 
 async def record_answer(

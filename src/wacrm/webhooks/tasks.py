@@ -21,6 +21,7 @@ from wacrm.kit.clock import utcnow
 from wacrm.kit.crypto import decrypt
 from wacrm.kit.db import Database
 from wacrm.settings import Settings
+from wacrm.telemetry.metrics import WEBHOOK_ATTEMPTS
 from wacrm.webhooks.queue import ClaimedDelivery, Outcome, RetryPolicy, claim_due, record_outcomes
 from wacrm.webhooks.signing import event_body, signature_headers
 from wacrm.webhooks.transport import AttemptResult, WebhookSender
@@ -117,6 +118,7 @@ class WebhookPump:
     async def _deliver(self, delivery: ClaimedDelivery) -> Outcome:
         attempted_at = utcnow()
         if not delivery.endpoint_active:
+            WEBHOOK_ATTEMPTS.labels(outcome="endpoint_disabled").inc()
             return Outcome(delivery, None, attempted_at)
         try:
             body = event_body(
@@ -142,6 +144,7 @@ class WebhookPump:
             logger.exception("webhook delivery %s could not be attempted", delivery.id)
             error = f"internal error: {type(exc).__name__}"
             result = AttemptResult(False, None, 0, error, None, None, internal=True)
+        WEBHOOK_ATTEMPTS.labels(outcome=_attempt_label(result)).inc()
         return Outcome(delivery, result, attempted_at)
 
     def _secret(self, encrypted: str) -> str:
@@ -170,6 +173,14 @@ class WebhookPump:
                 else:
                     logger.warning("recording webhook attempts failed; retrying", exc_info=True)
         return 0
+
+
+def _attempt_label(result: AttemptResult) -> str:
+    if result.succeeded:
+        return "succeeded"
+    if result.internal:
+        return "internal_error"
+    return "gone" if result.gone else "failed"
 
 
 def webhook_pump(context: WorkerContext) -> WebhookPump:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import FastAPI
 
@@ -11,6 +12,8 @@ from wacrm.messages.tasks import mark_stalled_sends, retry_due_sends
 from wacrm.webhooks.tasks import deliver_webhooks
 from wacrm.whatsapp.tasks import apply_early_statuses, process_due_payloads
 from wacrm.worker.runner import Job, WorkerContext
+
+logger = logging.getLogger(__name__)
 
 
 async def inbound_payloads(context: WorkerContext) -> int:
@@ -58,6 +61,7 @@ async def run_worker_process(concurrency: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     context = WorkerContext(database=database, settings=settings, services={"whatsapp": client})
+    logger.info("worker started: %d job loops", concurrency)
     try:
         await run_forever(context, WORKER_JOBS, stop, loops=concurrency)
     finally:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from wacrm.kit.db import Database
 from wacrm.settings import Settings
+from wacrm.telemetry.metrics import WORKER_JOB_ERRORS, WORKER_JOB_ITEMS
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +37,18 @@ async def run_once(context: WorkerContext, jobs: Sequence[Job]) -> int:
     """Run every job once; a failing job is logged and does not stop the others."""
     done = 0
     for job in jobs:
+        name = getattr(job, "__name__", "job")
         try:
-            done += await job(context)
+            taken = await job(context)
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("worker job %s failed", getattr(job, "__name__", job))
+            WORKER_JOB_ERRORS.labels(job=name).inc()
+            logger.exception("worker job %s failed", name)
+        else:
+            if taken:
+                WORKER_JOB_ITEMS.labels(job=name).inc(taken)
+            done += taken
     return done
 
 

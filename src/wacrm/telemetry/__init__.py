@@ -1,0 +1,1 @@
+"""Operating the service: request ids, JSON logs with secrets redacted, Prometheus metrics."""
