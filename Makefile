@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint pytest bench clean
+.PHONY: setup run test lint pytest bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,12 @@ pytest: $(STAMP)
 
 test: lint pytest
 
+# Benchmarks on PostgreSQL (WACRM_BENCH_DATABASE_URL; see bench/README.md): one table.
 bench: $(STAMP)
-	$(BIN)/python bench/auth_overhead.py
-	$(BIN)/python bench/inbound.py
+	$(BIN)/python bench/run.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 One server process on a scratch PostgreSQL database; both endpoints measured in the same
 run, alternating in rounds so that machine noise hits both alike.
 
-    .venv/bin/python bench/auth_overhead.py [--seconds 5] [--rounds 3] [--concurrency 16]
+    .venv/bin/python bench/auth_overhead.py [--seconds 5] [--rounds 3] [--concurrency 16] [--quick]
 """
 
 from __future__ import annotations
@@ -11,7 +11,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from _harness import LoadResult, bench_env, cli, free_port, load, progress, scratch_postgres, server
+from _harness import (
+    Figure,
+    LoadResult,
+    bench_env,
+    cli,
+    free_port,
+    load,
+    progress,
+    quick_flag,
+    report,
+    scratch_postgres,
+    server,
+)
 
 
 def merge(results: list[LoadResult]) -> LoadResult:
@@ -29,7 +41,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
+    quick_flag(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds = 1.0, 1
 
     with scratch_postgres() as url:
         env = bench_env(url)
@@ -71,6 +86,15 @@ def main() -> None:
     print(
         f"auth adds at p50, one request at a time: {m1.p50 - h1.p50:.2f} ms "
         f"({h1.p50:.2f} -> {m1.p50:.2f}; target < 1 ms)"
+    )
+    alone = m1.p50 - h1.p50
+    report(
+        "auth_overhead",
+        [
+            Figure("auth: /api/v1/me vs /healthz req/s", ratio, "ratio", ">= 0.5", ratio >= 0.5),
+            Figure("auth: added p50, one at a time", alone, "ms", "< 1", alone < 1),
+            Figure(f"auth: added p50 at concurrency {args.concurrency}", added, "ms", "", None),
+        ],
     )
 
 

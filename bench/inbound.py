@@ -6,7 +6,7 @@ there (the server processes a batch before its 200 today, but the figure stays h
 it ever acknowledges first). The server's own CPU per batch is printed too: on a machine
 shared with other work, the rates say little without it.
 
-    .venv/bin/python bench/inbound.py [--batches 400] [--concurrency 8]
+    .venv/bin/python bench/inbound.py [--batches 400] [--concurrency 8] [--quick]
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ import uuid
 import asyncpg
 from _harness import (
     WACRM,
+    Figure,
     LoadResult,
     bench_env,
     cli,
     free_port,
     progress,
+    quick_flag,
+    report,
     scratch_postgres,
     server,
 )
@@ -195,7 +198,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--per-batch", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=8)
+    quick_flag(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.batches = 40
 
     with scratch_postgres() as url:
         env = bench_env(url, WACRM_WORKER_IN_PROCESS="false")
@@ -252,6 +258,15 @@ def main() -> None:
             f" {server_cpu / seconds:.0%} of a core, while other processes kept"
             f" {others:.2f} of {os.cpu_count()} CPUs busy"
         )
+
+    p99 = result.pct(99)
+    report(
+        "inbound",
+        [
+            Figure("inbound: stored messages/s", rate, "msg/s", ">= 1000", rate >= 1000),
+            Figure("inbound: ack latency p99", p99, "ms", "< 100", p99 < 100),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Each run gets a scratch database with one account, one endpoint (the receiver, s
 same transaction). The clock runs from the first request the receiver gets (not counting the
 workers' start-up) to the moment it has seen every event once.
 
-    .venv/bin/python bench/webhooks.py [--events 10000]
+    .venv/bin/python bench/webhooks.py [--events 10000] [--quick]
 """
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import WACRM, bench_env, progress, scratch_postgres
+from _harness import (
+    WACRM,
+    Figure,
+    OkReceiver,
+    bench_env,
+    cpu_seconds,
+    progress,
+    quick_flag,
+    report,
+    scratch_postgres,
+)
 
 from wacrm.accounts import service as accounts_service
 from wacrm.events.service import EventType, record_events
@@ -29,37 +39,23 @@ from wacrm.settings import Settings
 from wacrm.webhooks import service as webhooks_service
 
 SECRET_KEY = "bench-secret"
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
-class Receiver(asyncio.Protocol):
-    """A minimal keep-alive HTTP/1.1 receiver: answers 200 and notes each event id."""
+class Receiver(OkReceiver):
+    """Notes each event id, and when the first and the last request came."""
 
     seen: set[bytes] = set()
     requests = 0
     first_at = 0.0
     last_at = 0.0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            head = self.buffer[:end].lower()
-            length = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
-            if len(self.buffer) < end + 4 + length:
-                return
-            self.buffer = self.buffer[end + 4 + length :]
-            event_id = head.split(b"webhook-id:")[1].split(b"\r\n")[0].strip()
-            cls = type(self)
-            cls.requests += 1
-            cls.seen.add(event_id)
-            cls.last_at = time.perf_counter()
-            cls.first_at = cls.first_at or cls.last_at
-            self.transport.write(RESPONSE)
+    def received(self, head: bytes) -> None:
+        event_id = head.split(b"webhook-id:")[1].split(b"\r\n")[0].strip()
+        cls = type(self)
+        cls.requests += 1
+        cls.seen.add(event_id)
+        cls.last_at = time.perf_counter()
+        cls.first_at = cls.first_at or cls.last_at
 
 
 async def seed(url: str, receiver_url: str, events: int, var_dir: Path) -> None:
@@ -91,12 +87,6 @@ async def seed(url: str, receiver_url: str, events: int, var_dir: Path) -> None:
             await record_events(session, account_id, batch)
             await session.commit()
     await database.dispose()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(workers: int, events: int) -> tuple[float, int, float]:
@@ -145,11 +135,15 @@ async def run(workers: int, events: int) -> tuple[float, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10_000)
+    quick_flag(parser)
     args = parser.parse_args()
-    lines = []
+    if args.quick:
+        args.events = 1_000
+    lines, rates = [], []
     for workers in (1, 2):
         seconds, requests, cpu = asyncio.run(run(workers, args.events))
         rate = args.events / seconds
+        rates.append(rate)
         lines.append(
             f"{workers} worker{'s' if workers > 1 else ' '}: {args.events:,} deliveries in "
             f"{seconds:.2f} s = {rate:,.0f} deliveries/s ({rate / workers:,.0f}/s per worker; "
@@ -159,6 +153,16 @@ def main() -> None:
     for line in lines:
         print(line)
     print(f"target: >= 500 deliveries/s per worker, near-linear with two ({os.cpu_count()} CPUs)")
+    one, two = rates
+    scaling = two / one
+    report(
+        "webhooks",
+        [
+            Figure("webhooks: 1 worker", one, "deliveries/s", ">= 500", one >= 500),
+            Figure("webhooks: 2 workers, each", two / 2, "deliveries/s", ">= 500", two >= 1000),
+            Figure("webhooks: 2 workers / 1 worker", scaling, "ratio", ">= 1.6", scaling >= 1.6),
+        ],
+    )
 
 
 if __name__ == "__main__":
