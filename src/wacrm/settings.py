@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     whatsapp_retry_base_seconds: float = Field(
         2, gt=0, description="first retry delay after 130429 or 5xx; doubles each time"
     )
+    sends_stalled_after_seconds: float = Field(
+        600,
+        gt=0,
+        description="a send (or broadcast recipient) still in flight after this long belongs to "
+        "a process that died: it becomes `unknown` and is never sent again",
+    )
     sandbox_enabled: bool = Field(
         True, description="mount the WhatsApp sandbox in-process at /sandbox (not in production)"
     )

@@ -13,7 +13,7 @@ recorded on the message and the recipient in one transaction:
   messages retry job; the recipient is ``sent`` (handed over) and shows as ``retrying``.
 
 ``settle_stalled_broadcast_recipients``: a recipient still ``sending`` after
-``STALLED_AFTER`` belongs to a worker that died, maybe after Meta took the message:
+``sends_stalled_after_seconds`` belongs to a worker that died, maybe after Meta took the message:
 it becomes ``unknown``, never sent again.
 
 A broadcast completes when no recipient is pending or sending; a conditional UPDATE lets
@@ -26,7 +26,6 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from wacrm.broadcasts import queue_repository as queue
@@ -39,6 +38,7 @@ from wacrm.kit.errors import AppError
 from wacrm.messages import repository as messages_repository
 from wacrm.messages.content import OutboundContent
 from wacrm.messages.sending import Outcome, dispatch, message_row
+from wacrm.messages.tasks import stalled_after
 from wacrm.models import Broadcast, Channel, Message, MessageStatus, RecipientStatus
 from wacrm.whatsapp.client import CloudApiClient
 from wacrm.worker.runner import WorkerContext
@@ -46,7 +46,6 @@ from wacrm.worker.runner import WorkerContext
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
-STALLED_AFTER = timedelta(minutes=10)
 MAX_CLAIMS = 3  # a batch that cannot be prepared is retried this often, then fails
 
 _RECIPIENT_OUTCOME = {
@@ -210,7 +209,7 @@ async def complete_if_done(context: WorkerContext, broadcast_id: uuid.UUID) -> b
 async def settle_stalled_broadcast_recipients(context: WorkerContext) -> int:
     """Recipients left ``sending`` by a dead worker become ``unknown`` (never re-sent)."""
     async with context.database.sessions() as session:
-        broadcast_ids = await queue.mark_stalled(session, utcnow() - STALLED_AFTER)
+        broadcast_ids = await queue.mark_stalled(session, utcnow() - stalled_after(context))
         await session.commit()
     for broadcast_id in set(broadcast_ids):
         await complete_if_done(context, broadcast_id)
