@@ -26,7 +26,7 @@ from wacrm.broadcasts.routes import router as broadcasts_router
 from wacrm.contacts.routes import router as contacts_router
 from wacrm.conversations.routes import router as conversations_router
 from wacrm.kit.body_limit import BodyLimitMiddleware
-from wacrm.kit.db import Database, database_unavailable
+from wacrm.kit.db import Database, database_unavailable, first_line
 from wacrm.kit.errors import AppError, ServiceUnavailable, error_envelope
 from wacrm.kit.migrations import schema_head
 from wacrm.kit.openapi import without_framework_422
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.database = Database(settings.database_url)
+    app.state.database = Database(settings.database_url, pool_size=settings.database_pool_size)
     app.state.rate_limiter = RateLimiter(settings.redis_url)
     app.state.whatsapp = CloudApiClient(settings)
     app.state.sandbox = None
@@ -191,7 +191,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         if not database_unavailable(exc):
             return await unexpected(request, exc)
-        logger.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
+        logger.warning("database unavailable: %s", first_line(exc))
         return await app_error(request, ServiceUnavailable("The database is unavailable; retry."))
 
     @app.exception_handler(Exception)

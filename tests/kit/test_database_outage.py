@@ -5,6 +5,9 @@ The processes' side of it (a real server riding out an outage) is in tests/fault
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +20,9 @@ from tests.conftest import TEST_DATABASE_URL
 from wacrm.api_keys.secret import generate_secret
 from wacrm.app import create_app
 from wacrm.kit.db import Database, database_unavailable
+from wacrm.messages.tasks import mark_stalled_sends
 from wacrm.settings import Settings
+from wacrm.worker.runner import WorkerContext, run_once
 
 
 def _unreachable_database_url(settings: Settings) -> str:
@@ -25,6 +30,13 @@ def _unreachable_database_url(settings: Settings) -> str:
         url = make_url(settings.database_url)
         return url.set(database=f"{url.database}_absent").render_as_string(hide_password=False)
     return f"sqlite+aiosqlite:///{settings.var_dir / 'no-such-dir' / 'wacrm.db'}"
+
+
+async def _finish_failed_sqlite_connects() -> None:
+    # aiosqlite ends the thread of a connection that failed to open by posting back to the
+    # event loop: let those threads finish while the loop still runs.
+    threads = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    await asyncio.to_thread(lambda: [thread.join(10) for thread in threads])
 
 
 @asynccontextmanager
@@ -39,6 +51,7 @@ async def _app_without_database(settings: Settings) -> AsyncIterator[httpx.Async
             yield http
     finally:
         await application.state.database.dispose()
+        await _finish_failed_sqlite_connects()
 
 
 def _assert_unavailable(response: httpx.Response) -> None:
@@ -87,3 +100,20 @@ async def test_a_query_the_database_refuses_is_not_an_outage(settings):
         raise AssertionError("a query on a missing table succeeded")
     finally:
         await database.dispose()
+
+
+async def test_a_worker_job_during_an_outage_logs_one_line_and_the_worker_goes_on(settings, caplog):
+    broken = settings.model_copy(update={"database_url": _unreachable_database_url(settings)})
+    context = WorkerContext(database=Database(broken.database_url), settings=broken, services={})
+    caplog.set_level(logging.WARNING, logger="wacrm.worker.runner")
+    try:
+        assert await run_once(context, [mark_stalled_sends, mark_stalled_sends]) == 0
+    finally:
+        await context.database.dispose()
+        await _finish_failed_sqlite_connects()
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "worker job mark_stalled_sends",
+        "worker job mark_stalled_sends",
+    ]
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in caplog.records)
+    assert all("database unavailable" in r.getMessage() for r in caplog.records)

@@ -62,7 +62,7 @@ def new_id() -> uuid.UUID:
 class Database:
     """One engine and session factory per process."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = url
         # No pre-ping: it costs a round trip per request. After a database restart the
         # first failing connection invalidates the whole pool, so only in-flight work errs.
@@ -70,7 +70,7 @@ class Database:
         if url.startswith("sqlite"):
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=20, max_overflow=20, pool_timeout=10)
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         event.listen(self.engine.sync_engine, "handle_error", _connection_failures_are_disconnects)
         if url.startswith("sqlite"):
@@ -103,6 +103,11 @@ def database_unavailable(error: BaseException) -> bool:
         return error.connection_invalidated
     # asyncpg's socket errors on connect reach us unwrapped.
     return isinstance(error, (sa_exc.TimeoutError, ConnectionError))
+
+
+def first_line(error: BaseException) -> str:
+    """What an error says, without the SQL and parameters SQLAlchemy appends."""
+    return str(error).splitlines()[0][:300] if str(error) else type(error).__name__
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from wacrm.kit.db import Database
+from wacrm.kit.db import Database, database_unavailable, first_line
 from wacrm.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,12 @@ async def run_once(context: WorkerContext, jobs: Sequence[Job]) -> int:
             done += await job(context)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("worker job %s failed", getattr(job, "__name__", job))
+        except Exception as exc:
+            name = getattr(job, "__name__", job)
+            if database_unavailable(exc):  # an outage, not a bug: one line, no traceback
+                logger.warning("worker job %s: database unavailable: %s", name, first_line(exc))
+            else:
+                logger.exception("worker job %s failed", name)
     return done
 
 
