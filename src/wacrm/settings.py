@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     )
     var_dir: Path = Field(DEFAULT_VAR_DIR, description="where the embedded default keeps files")
     database_url: str = Field("", description="SQLAlchemy async URL; default SQLite in var_dir")
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections each process keeps, and as many more in bursts: N "
+        "processes can open 2 x N x this, which must fit the server's max_connections",
+    )
     redis_url: str | None = Field(None, description="shared rate limits across processes")
     secret_key: str = Field("", description="deployment secret; generated in var_dir if unset")
     public_base_url: str = Field("http://127.0.0.1:8000", description="where people reach us")
