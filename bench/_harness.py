@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WACRM = str(ROOT / ".venv" / "bin" / "wacrm")
@@ -79,6 +80,19 @@ def bench_env(database_url: str, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def seed_settings(database_url: str, var_dir: Path) -> Any:
+    """Settings for writing a bench's data in-process, as its processes will read it (the
+    secret of ``bench_env``; loopback webhook receivers allowed)."""
+    from wacrm.settings import Settings
+
+    return Settings(
+        database_url=database_url,
+        secret_key="bench-secret",
+        var_dir=var_dir,
+        webhooks_allow_private_targets=True,
+    )
 
 
 @dataclass

@@ -20,15 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import WACRM, bench_env, progress, scratch_postgres
+from _harness import WACRM, bench_env, progress, scratch_postgres, seed_settings
 
 from wacrm.accounts import service as accounts_service
 from wacrm.events.service import EventType, record_events
 from wacrm.kit.db import Database
-from wacrm.settings import Settings
 from wacrm.webhooks import service as webhooks_service
 
-SECRET_KEY = "bench-secret"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -63,12 +61,7 @@ class Receiver(asyncio.Protocol):
 
 
 async def seed(url: str, receiver_url: str, events: int, var_dir: Path) -> None:
-    settings = Settings(
-        database_url=url,
-        secret_key=SECRET_KEY,
-        var_dir=var_dir,
-        webhooks_allow_private_targets=True,
-    )
+    settings = seed_settings(url, var_dir)
     database = Database(url)
     async with database.sessions() as session:
         created = await accounts_service.create_account(session, "Bench", "b@example.com")
