@@ -33,14 +33,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of a live process (Linux), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise ValueError(f"no VmRSS for {pid}")
-
-
 @dataclass
 class Process:
     name: str
@@ -228,6 +220,7 @@ def redis_answers(redis: Process) -> bool:
     import redis as redis_client
 
     try:
-        return bool(redis_client.Redis(port=redis.port, socket_timeout=1).ping())
+        with redis_client.Redis(port=redis.port, socket_timeout=1) as connection:
+            return bool(connection.ping())
     except redis_client.RedisError:
         return False

@@ -71,7 +71,7 @@ async def test_rate_limiting_survives_redis_going_away_and_coming_back(app, db, 
                 response = await me(after)
                 assert response.status_code == 200
                 assert store.dbsize() >= counted
-
+            store.close()
             assert api.alive
     log = api.log_text()
     assert log.count(FALLBACK) == 1, "one warning when it degrades, not one per request"
