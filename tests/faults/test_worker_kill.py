@@ -30,8 +30,8 @@ from wacrm.models import Contact, Message
 
 pytestmark = [pytest.mark.slow, POSTGRES_ONLY]
 
-RECIPIENTS = 600
-KILL_AFTER_SENDS = 120
+RECIPIENTS = 400
+KILL_AFTER_SENDS = 80
 
 
 async def test_a_worker_killed_mid_broadcast_and_restarted_sends_no_recipient_twice(
