@@ -62,6 +62,7 @@ class Seeded:
     account_id: uuid.UUID
     key: str
     phone_number_id: str
+    sandbox_token: str  # a simulated customer writes in with the sandbox's token
 
 
 @dataclass
@@ -121,7 +122,9 @@ async def seed(url: str, receiver_url: str, var_dir: Path) -> Seeded:
                 is_active=True,
             )
             await session.commit()
-            return Seeded(account_id, key.plaintext, channel.phone_number_id)
+            return Seeded(
+                account_id, key.plaintext, channel.phone_number_id, settings.sandbox_access_token
+            )
     finally:
         await database.dispose()
 
@@ -156,7 +159,8 @@ def next_request(seeded: Seeded, traffic: Traffic) -> tuple[str, str, dict[str, 
 async def one_operation(http: httpx.AsyncClient, seeded: Seeded, traffic: Traffic) -> None:
     """One request of the mix; what it answered goes into ``traffic``."""
     method, path, body = next_request(seeded, traffic)
-    auth = {"Authorization": f"Bearer {seeded.key}"}
+    token = seeded.sandbox_token if path.startswith("/sandbox/") else seeded.key
+    auth = {"Authorization": f"Bearer {token}"}
     response = await http.request(method, path, json=body, headers=auth)
     label = f"{method} {re.sub(r'[0-9a-f-]{36}', '{id}', path.split('?')[0])}"
     traffic.statuses[f"{label} {response.status_code}"] += 1
