@@ -98,7 +98,7 @@ def _connection_failures_are_disconnects(context: ExceptionContext) -> None:
 
 def database_unavailable(error: BaseException) -> bool:
     """True when ``error`` means no usable database connection, not a bad query: a lost or
-    refused connection, or a pool with none free in time. The request did nothing."""
+    refused connection, or a pool with none free in time."""
     if isinstance(error, sa_exc.DBAPIError):
         return error.connection_invalidated
     # asyncpg's socket errors on connect reach us unwrapped.

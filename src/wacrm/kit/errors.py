@@ -78,7 +78,7 @@ class RateLimited(AppError):
 
 
 class ServiceUnavailable(AppError):
-    """A dependency is down for a moment (the database): nothing was done; retry soon."""
+    """A dependency is down for a moment (the database): retry soon."""
 
     status, code = 503, "service_unavailable"
 
