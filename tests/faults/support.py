@@ -65,9 +65,10 @@ async def broadcast_state(
     return dict(response.json()["data"])
 
 
-async def sandbox_sends(http: httpx.AsyncClient, api_url: str) -> Counter[str]:
-    """Sends the sandbox accepted, per number in E.164."""
-    response = await http.get(f"{api_url}/sandbox/sends")
+async def sandbox_sends(http: httpx.AsyncClient, api_url: str, settings: Settings) -> Counter[str]:
+    """Sends the sandbox accepted, per number in E.164 (its token: the test's secret's)."""
+    token = {"Authorization": f"Bearer {settings.sandbox_access_token}"}
+    response = await http.get(f"{api_url}/sandbox/sends", headers=token)
     assert response.status_code == 200, response.text
     return Counter({f"+{wa_id}": n for wa_id, n in response.json()["data"]["by_recipient"].items()})
 

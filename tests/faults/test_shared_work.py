@@ -89,7 +89,7 @@ async def test_two_workers_drain_one_broadcast_and_send_each_recipient_once(
                 return state if state["status"] == "completed" else None
 
             final = await running.until(completed, 300, "the broadcast to complete", poll=0.5)
-            accepted = await sandbox_sends(http, api.url)
+            accepted = await sandbox_sends(http, api.url, settings)
 
     assert final["counts"]["sent"] == RECIPIENTS, final["counts"]
     assert accepted == Counter(dict.fromkeys(numbers, 1)), "the sandbox got each number once"

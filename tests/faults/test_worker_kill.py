@@ -48,11 +48,11 @@ async def test_a_worker_killed_mid_broadcast_and_restarted_sends_no_recipient_tw
             worker = running.worker("worker", api, concurrency=2)
 
             async def well_under_way() -> bool:
-                return (await sandbox_sends(http, api.url)).total() >= KILL_AFTER_SENDS
+                return (await sandbox_sends(http, api.url, settings)).total() >= KILL_AFTER_SENDS
 
             await running.until(well_under_way, 180, f"{KILL_AFTER_SENDS} sends", poll=0.02)
             worker.kill()
-            at_kill = await sandbox_sends(http, api.url)
+            at_kill = await sandbox_sends(http, api.url, settings)
             assert at_kill.total() < RECIPIENTS, "killed mid-broadcast"
             worker.start()
 
@@ -61,7 +61,7 @@ async def test_a_worker_killed_mid_broadcast_and_restarted_sends_no_recipient_tw
                 return state if state["status"] == "completed" else None
 
             final = await running.until(completed, 240, "the broadcast to complete", poll=0.5)
-            accepted = await sandbox_sends(http, api.url)
+            accepted = await sandbox_sends(http, api.url, settings)
 
     statuses = await recipient_statuses(db, broadcast_id)
     assert set(statuses) == set(numbers)

@@ -312,7 +312,9 @@ async def test_accepted_sends_are_counted_per_customer_and_refusals_are_not(
 ) -> None:
     template = template_message("+14155550199", "hello_world", "en_US")
     async with in_process(tmp_path, sandbox_messages_per_second=3) as sandbox:
-        assert (await sandbox.http.get("/sandbox/sends")).json() == {
+        token = {"Authorization": f"Bearer {sandbox.settings.sandbox_access_token}"}
+        assert (await sandbox.http.get("/sandbox/sends")).status_code == 401
+        assert (await sandbox.http.get("/sandbox/sends", headers=token)).json() == {
             "data": {"total": 0, "by_recipient": {}}
         }
         assert (await sandbox.send(VALID)).status_code == 400  # outside the window: 131047
@@ -323,7 +325,7 @@ async def test_accepted_sends_are_counted_per_customer_and_refusals_are_not(
         assert _meta_error(over)["code"] == 130429
         bad_token = await sandbox.http.post(sandbox.messages_url(), json=template)
         assert bad_token.status_code == 401
-        counts = (await sandbox.http.get("/sandbox/sends")).json()["data"]
+        counts = (await sandbox.http.get("/sandbox/sends", headers=token)).json()["data"]
     assert counts == {"total": 2, "by_recipient": {"14155550123": 1, "14155550199": 1}}
 
 
