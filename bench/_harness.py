@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,19 @@ def bench_env(database_url: str, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def seed_settings(database_url: str, var_dir: Path) -> Any:
+    """Settings for writing a bench's data in-process, as its processes will read it (the
+    secret of ``bench_env``; loopback webhook receivers allowed)."""
+    from wacrm.settings import Settings
+
+    return Settings(
+        database_url=database_url,
+        secret_key="bench-secret",
+        var_dir=var_dir,
+        webhooks_allow_private_targets=True,
+    )
 
 
 @dataclass

@@ -30,15 +30,13 @@ from _harness import (
     quick_flag,
     report,
     scratch_postgres,
+    seed_settings,
 )
 
 from wacrm.accounts import service as accounts_service
 from wacrm.events.service import EventType, record_events
 from wacrm.kit.db import Database
-from wacrm.settings import Settings
 from wacrm.webhooks import service as webhooks_service
-
-SECRET_KEY = "bench-secret"
 
 
 class Receiver(OkReceiver):
@@ -59,12 +57,7 @@ class Receiver(OkReceiver):
 
 
 async def seed(url: str, receiver_url: str, events: int, var_dir: Path) -> None:
-    settings = Settings(
-        database_url=url,
-        secret_key=SECRET_KEY,
-        var_dir=var_dir,
-        webhooks_allow_private_targets=True,
-    )
+    settings = seed_settings(url, var_dir)
     database = Database(url)
     async with database.sessions() as session:
         created = await accounts_service.create_account(session, "Bench", "b@example.com")

@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wacrm import __version__
@@ -24,8 +26,8 @@ from wacrm.broadcasts.routes import router as broadcasts_router
 from wacrm.contacts.routes import router as contacts_router
 from wacrm.conversations.routes import router as conversations_router
 from wacrm.kit.body_limit import BodyLimitMiddleware
-from wacrm.kit.db import Database
-from wacrm.kit.errors import AppError, error_envelope
+from wacrm.kit.db import Database, database_unavailable, first_line
+from wacrm.kit.errors import AppError, ServiceUnavailable, error_envelope
 from wacrm.kit.migrations import schema_head
 from wacrm.kit.openapi import without_framework_422
 from wacrm.kit.ratelimit import RateLimiter, RateLimitHeadersMiddleware
@@ -90,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.database = Database(settings.database_url)
+    app.state.database = Database(settings.database_url, pool_size=settings.database_pool_size)
     app.state.rate_limiter = RateLimiter(settings.redis_url)
     app.state.whatsapp = CloudApiClient(settings)
     app.state.sandbox = None
@@ -186,6 +188,17 @@ def _add_error_handlers(app: FastAPI) -> None:
             exc.status_code, str(exc.detail)
         )
         return _json_error(exc.status_code, code, message, headers=exc.headers)
+
+    # Handled here rather than by the catch-all below, which re-raises to the server: uvicorn
+    # would then drop the client's keep-alive connection with every error of an outage.
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(ConnectionError)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            return await unexpected(request, exc)
+        logger.warning("database unavailable: %s", first_line(exc))
+        return await app_error(request, ServiceUnavailable("The database is unavailable; retry."))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

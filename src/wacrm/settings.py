@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     )
     var_dir: Path = Field(DEFAULT_VAR_DIR, description="where the embedded default keeps files")
     database_url: str = Field("", description="SQLAlchemy async URL; default SQLite in var_dir")
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections each process keeps, and as many more in bursts: N "
+        "processes can open 2 x N x this, which must fit the server's max_connections",
+    )
     redis_url: str | None = Field(None, description="shared rate limits across processes")
     secret_key: str = Field("", description="deployment secret; generated in var_dir if unset")
     public_base_url: str = Field("http://127.0.0.1:8000", description="where people reach us")
@@ -46,6 +53,12 @@ class Settings(BaseSettings):
     whatsapp_timeout_seconds: float = Field(15, gt=0, description="Cloud API request timeout")
     whatsapp_retry_base_seconds: float = Field(
         2, gt=0, description="first retry delay after 130429 or 5xx; doubles each time"
+    )
+    sends_stalled_after_seconds: float = Field(
+        600,
+        gt=0,
+        description="a send (or broadcast recipient) still in flight after this long belongs to "
+        "a process that died: it becomes `unknown` and is never sent again",
     )
     sandbox_enabled: bool = Field(
         True, description="mount the WhatsApp sandbox in-process at /sandbox (not in production)"

@@ -4,7 +4,6 @@ exactly once, counts follow the status callbacks, completion fires one event."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import httpx
 import pytest
@@ -145,7 +144,7 @@ async def test_concurrent_workers_never_send_to_one_recipient_twice(settings, db
 
 
 async def test_a_recipient_left_sending_by_a_crash_becomes_unknown_and_is_not_resent(
-    settings, db, app, monkeypatch
+    settings, db, app
 ):
     account, key = await _tenant(db, settings)
     numbers = phones(3)
@@ -168,7 +167,9 @@ async def test_a_recipient_left_sending_by_a_crash_becomes_unknown_and_is_not_re
         assert (await get_json(http, url, key.headers))["data"]["status"] == "sending"
         assert await tasks.settle_stalled_broadcast_recipients(context) == 0  # not stalled yet
 
-        monkeypatch.setattr(tasks, "STALLED_AFTER", timedelta(0))
+        context.settings = context.settings.model_copy(
+            update={"sends_stalled_after_seconds": 0.000001}
+        )
         assert await tasks.settle_stalled_broadcast_recipients(context) == 1
         assert await drain(context) == 0
         assert await messages_per_phone(served.state.database, account.id) == {

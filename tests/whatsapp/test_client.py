@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.whatsapp import CUSTOMER, World, make_settings, running
+from wacrm.channels.service import ChannelCredentials
 from wacrm.kit.errors import BadRequest
+from wacrm.models import ChannelKind
 from wacrm.whatsapp.client import CloudApiClient, MetaError, MetaOutcomeUnknown, SendResult
 from wacrm.whatsapp.payloads import media_message, template_message, text_message
 
@@ -290,6 +293,50 @@ async def test_a_connection_dropped_after_the_request_is_an_unknown_outcome(
     async with running(tmp_path) as world, raw_server(hangs_up) as url:
         with pytest.raises(MetaOutcomeUnknown):
             await _send_to(world, url)
+
+
+async def test_an_idle_connection_is_not_reused_as_the_server_closes_it(tmp_path: Path) -> None:
+    """The keep-alive race: a server closes a connection idle for its timeout just as the
+    client sends on it; the send then has an unknown outcome. Modelled here by a server that
+    drops, unanswered, a request arriving on a connection idle for 3 s; the client must have
+    let such a connection go by then (uvicorn's timeout is 5 s: so was httpx's expiry)."""
+    accepted = b'{"messaging_product":"whatsapp","messages":[{"id":"wamid.KEEPALIVE"}]}'
+
+    async def closes_idle_connections(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        idle_since = time.monotonic()
+        while not reader.at_eof():
+            await _read_request(reader)
+            if time.monotonic() - idle_since >= 3.0:
+                writer.close()
+                return
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(accepted)}\r\n\r\n".encode()
+                + accepted
+            )
+            await writer.drain()
+            idle_since = time.monotonic()
+
+    client = CloudApiClient(make_settings(tmp_path))  # its own pool, as in production
+    creds = ChannelCredentials(
+        channel_id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
+        kind=ChannelKind.SANDBOX,
+        phone_number_id="109876543210987",
+        base_url="",
+        access_token="token",
+    )
+    message = template_message(CUSTOMER, "hello_world", "en_US")
+    try:
+        async with raw_server(closes_idle_connections) as url:
+            creds = dataclasses.replace(creds, base_url=url)
+            assert (await client.send(creds, message)).wamid == "wamid.KEEPALIVE"
+            await asyncio.sleep(3.2)
+            assert (await client.send(creds, message)).wamid == "wamid.KEEPALIVE"
+    finally:
+        await client.aclose()
 
 
 async def test_a_non_json_502_is_a_meta_error_to_retry(tmp_path: Path) -> None:

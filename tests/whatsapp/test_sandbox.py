@@ -326,6 +326,28 @@ async def test_malformed_requests_get_graph_errors(tmp_path: Path) -> None:
     )
 
 
+async def test_accepted_sends_are_counted_per_customer_and_refusals_are_not(
+    tmp_path: Path,
+) -> None:
+    template = template_message("+14155550199", "hello_world", "en_US")
+    async with in_process(tmp_path, sandbox_messages_per_second=3) as sandbox:
+        token = {"Authorization": f"Bearer {sandbox.settings.sandbox_access_token}"}
+        assert (await sandbox.http.get("/sandbox/sends")).status_code == 401
+        assert (await sandbox.http.get("/sandbox/sends", headers=token)).json() == {
+            "data": {"total": 0, "by_recipient": {}}
+        }
+        assert (await sandbox.send(VALID)).status_code == 400  # outside the window: 131047
+        sandbox.sandbox.state.record_inbound(PHONE_NUMBER_ID, "14155550123")
+        assert (await sandbox.send(VALID)).status_code == 200
+        assert (await sandbox.send(template)).status_code == 200
+        over = await sandbox.send(VALID)  # the fourth in a second: 130429
+        assert _meta_error(over)["code"] == 130429
+        bad_token = await sandbox.http.post(sandbox.messages_url(), json=template)
+        assert bad_token.status_code == 401
+        counts = (await sandbox.http.get("/sandbox/sends", headers=token)).json()["data"]
+    assert counts == {"total": 2, "by_recipient": {"14155550123": 1, "14155550199": 1}}
+
+
 # --- templates ---------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ recorded on the message and the recipient in one transaction:
   messages retry job; the recipient is ``sent`` (handed over) and shows as ``retrying``.
 
 ``settle_stalled_broadcast_recipients``: a recipient still ``sending`` after
-``STALLED_AFTER`` belongs to a worker that died, maybe after Meta took the message:
+``sends_stalled_after_seconds`` belongs to a worker that died, maybe after Meta took the message:
 it becomes ``unknown``, never sent again.
 
 A broadcast completes when no recipient is pending or sending; a conditional UPDATE lets
@@ -26,7 +26,6 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -50,6 +49,7 @@ from wacrm.messages.sending import (
     message_row,
     record_answer,
 )
+from wacrm.messages.tasks import stalled_after
 from wacrm.models import Broadcast, Channel, Message, MessageStatus, RecipientStatus
 from wacrm.settings import Settings
 from wacrm.telemetry.metrics import BROADCAST_RECIPIENTS, BROADCASTS_COMPLETED
@@ -60,7 +60,6 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
 RECORD_ATTEMPTS = 5  # about 30 s of a database that doesn't answer
-STALLED_AFTER = timedelta(minutes=10)
 MAX_CLAIMS = 3  # a batch that cannot be prepared is retried this often, then fails
 
 _RECIPIENT_OUTCOME = {
@@ -276,7 +275,7 @@ async def complete_if_done(context: WorkerContext, broadcast_id: uuid.UUID) -> b
 async def settle_stalled_broadcast_recipients(context: WorkerContext) -> int:
     """Recipients left ``sending`` by a dead worker become ``unknown`` (never re-sent)."""
     async with context.database.sessions() as session:
-        broadcast_ids = await queue.mark_stalled(session, utcnow() - STALLED_AFTER)
+        broadcast_ids = await queue.mark_stalled(session, utcnow() - stalled_after(context))
         await session.commit()
     BROADCAST_RECIPIENTS.labels(status=RecipientStatus.UNKNOWN.value).inc(len(broadcast_ids))
     for broadcast_id in set(broadcast_ids):

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -61,7 +62,7 @@ def new_id() -> uuid.UUID:
 class Database:
     """One engine and session factory per process."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = url
         # No pre-ping: it costs a round trip per request. After a database restart the
         # first failing connection invalidates the whole pool, so only in-flight work errs.
@@ -69,8 +70,9 @@ class Database:
         if url.startswith("sqlite"):
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=20, max_overflow=20, pool_timeout=10)
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **options)
+        event.listen(self.engine.sync_engine, "handle_error", _connection_failures_are_disconnects)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -83,6 +85,29 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _connection_failures_are_disconnects(context: ExceptionContext) -> None:
+    # A failed connect (database restarting, not accepting connections, too many clients)
+    # is not a disconnect to SQLAlchemy; calling it one marks the error
+    # `connection_invalidated`, which is how `database_unavailable` tells an outage from a
+    # query the database refused.
+    if context.connection is None and not context.is_pre_ping:
+        context.is_disconnect = True
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when ``error`` means no usable database connection, not a bad query: a lost or
+    refused connection, or a pool with none free in time."""
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated
+    # asyncpg's socket errors on connect reach us unwrapped.
+    return isinstance(error, (sa_exc.TimeoutError, ConnectionError))
+
+
+def first_line(error: BaseException) -> str:
+    """What an error says, without the SQL and parameters SQLAlchemy appends."""
+    return str(error).splitlines()[0][:300] if str(error) else type(error).__name__
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

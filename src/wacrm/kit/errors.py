@@ -77,6 +77,15 @@ class RateLimited(AppError):
     status, code = 429, "rate_limited"
 
 
+class ServiceUnavailable(AppError):
+    """A dependency is down for a moment (the database): retry soon."""
+
+    status, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 def field_error(field: str, message: str) -> BadRequest:
     """A 400 about one input field, in the same shape as validation errors."""
     return BadRequest(f"Invalid {field}: {message}", details=[{"field": field, "message": message}])

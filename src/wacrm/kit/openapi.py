@@ -16,6 +16,7 @@ _DESCRIPTIONS = {
     422: "Idempotency-Key reused with a different request (`idempotency_key_reused`)",
     429: "Rate limit exceeded (`rate_limited`); see `Retry-After`",
     502: "WhatsApp (Meta) rejected the request (`meta_error`)",
+    503: "The database is unreachable for a moment (`service_unavailable`); see `Retry-After`",
 }
 
 
@@ -37,7 +38,7 @@ class ErrorEnvelope(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[status]}
-        for status in (400, 413, 429, *statuses)
+        for status in (400, 413, 429, 503, *statuses)
     }
 
 

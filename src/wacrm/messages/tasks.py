@@ -14,8 +14,6 @@ from wacrm.models import Channel, Contact, Message, MessageStatus
 from wacrm.whatsapp.client import CloudApiClient
 from wacrm.worker.runner import WorkerContext
 
-STALLED_AFTER = timedelta(minutes=10)
-
 
 async def retry_due_sends(context: WorkerContext, limit: int = 20) -> int:
     """Send again the messages Meta asked us to retry later, once their time has come."""
@@ -58,9 +56,14 @@ async def retry_due_sends(context: WorkerContext, limit: int = 20) -> int:
     return len(claimed)
 
 
+def stalled_after(context: WorkerContext) -> timedelta:
+    """How long a send may stay in flight before its process counts as dead."""
+    return timedelta(seconds=context.settings.sends_stalled_after_seconds)
+
+
 async def mark_stalled_sends(context: WorkerContext) -> int:
     """A send left ``pending`` for long had its process die mid-call: mark it ``unknown``."""
     async with context.database.sessions() as session:
-        count = await repository.mark_stalled(session, utcnow() - STALLED_AFTER)
+        count = await repository.mark_stalled(session, utcnow() - stalled_after(context))
         await session.commit()
     return count

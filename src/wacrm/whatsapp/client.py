@@ -114,6 +114,12 @@ class _NumberThrottle:
             await asyncio.sleep(slot - now)
 
 
+# An idle connection is dropped well before a server would close it (uvicorn, serving the
+# sandbox, closes after 5 s; httpx's default is also 5 s). Reusing one the server closes at
+# that moment fails after the request went out: a send of unknown outcome, never retried.
+KEEPALIVE_EXPIRY_SECONDS = 2.0
+
+
 class CloudApiClient:
     """Sends messages through the Cloud API (Meta's or the sandbox's: ``creds.base_url``)."""
 
@@ -127,7 +133,11 @@ class CloudApiClient:
             follow_redirects=False,
             transport=transport,
             headers={"User-Agent": f"wacrm/{__version__}"},
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=httpx.Limits(
+                max_connections=200,
+                max_keepalive_connections=50,
+                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+            ),
         )
 
     async def aclose(self) -> None:

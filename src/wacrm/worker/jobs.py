@@ -54,7 +54,7 @@ async def run_worker_process(concurrency: int) -> None:
     from wacrm.worker.runner import run_forever
 
     settings = get_settings()
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, pool_size=settings.database_pool_size)
     client = CloudApiClient(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

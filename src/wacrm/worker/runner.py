@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from wacrm.kit.db import Database
+from wacrm.kit.db import Database, database_unavailable, first_line
 from wacrm.settings import Settings
 from wacrm.telemetry.metrics import WORKER_JOB_ERRORS, WORKER_JOB_ITEMS
 
@@ -42,9 +42,12 @@ async def run_once(context: WorkerContext, jobs: Sequence[Job]) -> int:
             taken = await job(context)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             WORKER_JOB_ERRORS.labels(job=name).inc()
-            logger.exception("worker job %s failed", name)
+            if database_unavailable(exc):  # an outage, not a bug: one line, no traceback
+                logger.warning("worker job %s: database unavailable: %s", name, first_line(exc))
+            else:
+                logger.exception("worker job %s failed", name)
         else:
             if taken:
                 WORKER_JOB_ITEMS.labels(job=name).inc(taken)

@@ -99,6 +99,13 @@ def create_sandbox_app(
             webhook_error=result.webhook_error,
         )
 
+    @app.get("/sends", dependencies=[Depends(sandbox_token)])
+    async def sends() -> dict[str, Any]:
+        """How many sends this sandbox accepted, per customer number (Meta's ``wa_id``).
+        Needs the sandbox's token: the numbers are the customers'."""
+        accepted = sandbox.state.accepted
+        return {"data": {"total": accepted.total(), "by_recipient": dict(accepted)}}
+
     @app.get("/templates")
     async def templates() -> dict[str, Any]:
         """The approved templates: name, language and the number of body parameters."""

@@ -73,6 +73,7 @@ class Sandbox:
                 "customer last replied to this number.",
             )
         wamid = new_wamid(send.wa_id)
+        self.state.accepted[send.wa_id] += 1
         category = send.template.category if send.template else None
         self.webhooks.schedule_statuses(
             phone_number_id, wamid, send.wa_id, Billing.for_send(category)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 
 WINDOW_SECONDS = 24 * 3600
@@ -17,7 +18,8 @@ def new_wamid(wa_id: str) -> str:
 
 
 class SandboxState:
-    """Customer-service windows per (number, customer), and a token bucket per number."""
+    """Customer-service windows per (number, customer), a token bucket per number, and the
+    sends accepted per customer (what a test or a demo checks was sent once)."""
 
     def __init__(self, messages_per_second: float, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -26,6 +28,7 @@ class SandboxState:
         self._capacity = max(1.0, messages_per_second)
         self._last_inbound: dict[tuple[str, str], float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
+        self.accepted: Counter[str] = Counter()
 
     def record_inbound(self, phone_number_id: str, wa_id: str) -> None:
         """The customer wrote to this number now: free-form replies are allowed for 24 h."""
