@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +23,11 @@ from wacrm.audit.routes import router as audit_router
 from wacrm.broadcasts.routes import router as broadcasts_router
 from wacrm.contacts.routes import router as contacts_router
 from wacrm.conversations.routes import router as conversations_router
+from wacrm.dashboard.errors import error_page
+from wacrm.dashboard.routes import router as dashboard_router
+from wacrm.dashboard.routes import static_files as dashboard_static_files
+from wacrm.dashboard.security import DashboardSecurityHeaders
+from wacrm.dashboard.site import STATIC_PATH, is_dashboard_path
 from wacrm.kit.body_limit import BodyLimitMiddleware
 from wacrm.kit.db import Database
 from wacrm.kit.errors import AppError, error_envelope
@@ -106,12 +111,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages_router, prefix="/api/v1")
     app.include_router(broadcasts_router, prefix="/api/v1")
     app.include_router(webhooks_router, prefix="/api/v1")
+    app.include_router(dashboard_router)
+    app.mount(STATIC_PATH, dashboard_static_files(), name="static")
     _add_health_routes(app)
     _add_error_handlers(app)
     _declare_400_not_422(app)
 
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(DashboardSecurityHeaders)
     return app
 
 
@@ -151,19 +159,31 @@ def _declare_400_not_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _json_error(
-    status: int, code: str, message: str, details: Any = None, headers: Any = None
-) -> JSONResponse:
-    return JSONResponse(error_envelope(code, message, details), status_code=status, headers=headers)
+def _error(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Any = None,
+) -> Response:
+    """The envelope for the API; an HTML page (or the login redirect) for dashboard paths."""
+    if is_dashboard_path(request.url.path):
+        return error_page(request, status, message, headers)
+    body = error_envelope(code, message, details)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(exc.envelope(), status_code=exc.status, headers=exc.headers)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        return _error(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if is_dashboard_path(request.url.path):
+            # Pages validate only ids in their paths: one that does not parse names no page.
+            return error_page(request, 404, "Page not found.")
         details = [
             {
                 "field": ".".join(str(part) for part in error.get("loc", ())),
@@ -171,17 +191,22 @@ def _add_error_handlers(app: FastAPI) -> None:
             }
             for error in exc.errors()
         ]
-        return _json_error(400, "bad_request", "The request is not valid.", details)
+        return _error(request, 400, "bad_request", "The request is not valid.", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = {404: "No such route.", 405: "Method not allowed on this route."}.get(
             exc.status_code, str(exc.detail)
         )
-        return _json_error(exc.status_code, code, message, headers=exc.headers)
+        return _error(request, exc.status_code, code, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error", exc_info=exc)
-        return _json_error(500, "internal", "Internal error; it has been logged.")
+        message = "Internal error; it has been logged."
+        try:
+            return _error(request, 500, "internal", message)
+        except Exception:
+            logger.exception("the error page failed too")
+            return JSONResponse(error_envelope("internal", message), status_code=500)
