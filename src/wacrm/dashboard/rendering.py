@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from wacrm.accounts.auth import Member
 from wacrm.dashboard.forms import CSRF_FIELD
@@ -32,7 +33,13 @@ def _when(moment: datetime | None, empty: str = "—") -> str:
     return empty if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _breakable_email(email: str) -> Markup:
+    """Lets a long address wrap after its "@" rather than mid-word in narrow table cells."""
+    return Markup("@<wbr>").join(escape(part) for part in email.split("@"))
+
+
 environment.filters["when"] = _when
+environment.filters["email"] = _breakable_email
 
 
 def render(
