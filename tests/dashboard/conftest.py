@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import TEST_REDIS_URL
 from tests.dashboard.support import screenshot
 from wacrm.app import create_app
-from wacrm.kit.db import Database
+from wacrm.kit.db import in_new_transaction
 from wacrm.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,14 +42,7 @@ class DashboardServer:
 
     async def arrange(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``await work(session)`` on the server's database and commit."""
-        database = Database(self.database_url)
-        try:
-            async with database.sessions() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await database.dispose()
+        return await in_new_transaction(self.database_url, work)
 
 
 @pytest.fixture(scope="session")
