@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,9 @@ from urllib.parse import urlencode
 import httpx
 from playwright.async_api import Page
 
+from wacrm.app import create_app
 from wacrm.dashboard.forms import CSRF_FIELD
+from wacrm.settings import Settings
 
 PAGE = "/settings/api-keys"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -47,6 +51,20 @@ def assert_no_inline_code(html: str) -> None:
     assert not _INLINE_SCRIPT.search(html), "inline <script>"
     assert not _INLINE_STYLE.search(html), "inline style"
     assert not _EVENT_HANDLER.search(html), "inline event handler"
+
+
+@asynccontextmanager
+async def client_of_app_with(
+    settings: Settings, base_url: str = "http://testserver", **changes: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a second app, built from ``settings`` with ``changes`` (e.g. a low limit)."""
+    app = create_app(settings.model_copy(update=changes))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+            yield http
+    finally:
+        await app.state.database.dispose()
 
 
 async def page_login(

@@ -12,6 +12,7 @@ from tests.api_keys import another_client, log_in_as
 from tests.dashboard.support import (
     PAGE,
     assert_no_inline_code,
+    client_of_app_with,
     csrf_of,
     page_login,
     post_form,
@@ -19,7 +20,6 @@ from tests.dashboard.support import (
 )
 from tests.helpers import create_account
 from wacrm.accounts.service import SESSION_COOKIE
-from wacrm.app import create_app
 from wacrm.dashboard.routes import LOGIN_CSRF_COOKIE
 from wacrm.dashboard.site import safe_next
 from wacrm.models import LoginSession, Role
@@ -71,15 +71,11 @@ async def test_login_form_logs_in_and_returns_to_next(client, db):
 
 async def test_session_cookie_is_secure_when_the_public_url_is_https(settings, db, app):
     account = await create_account(db)
-    https_app = create_app(settings.model_copy(update={"public_base_url": "https://crm.example"}))
-    transport = httpx.ASGITransport(app=https_app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as http:
-            response = await page_login(http, account.owner_email, account.owner_password)
-        assert response.status_code == 303
-        assert "secure" in _cookie_attributes(response, SESSION_COOKIE)
-    finally:
-        await https_app.state.database.dispose()
+    https = {"base_url": "https://testserver", "public_base_url": "https://crm.example"}
+    async with client_of_app_with(settings, **https) as http:
+        response = await page_login(http, account.owner_email, account.owner_password)
+    assert response.status_code == 303
+    assert "secure" in _cookie_attributes(response, SESSION_COOKIE)
 
 
 @pytest.mark.parametrize(
@@ -130,21 +126,16 @@ async def test_wrong_password_rerenders_the_form_with_the_email_and_no_session(c
     assert await _sessions(db) == 0
 
 
-async def test_login_is_throttled_with_a_clear_message(settings, db):
+async def test_login_is_throttled_with_a_clear_message(settings, db, app):
     account = await create_account(db)
-    throttled = create_app(settings.model_copy(update={"login_attempts_per_minute": 2}))
-    transport = httpx.ASGITransport(app=throttled)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            for _ in range(2):
-                assert (await page_login(http, account.owner_email, "nope")).status_code == 401
-            blocked = await page_login(http, account.owner_email, account.owner_password)
-        assert blocked.status_code == 429
-        assert int(blocked.headers["retry-after"]) >= 1
-        assert "Too many login attempts" in text_of(blocked.text)
-        assert await _sessions(db) == 0
-    finally:
-        await throttled.state.database.dispose()
+    async with client_of_app_with(settings, login_attempts_per_minute=2) as http:
+        for _ in range(2):
+            assert (await page_login(http, account.owner_email, "nope")).status_code == 401
+        blocked = await page_login(http, account.owner_email, account.owner_password)
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) >= 1
+    assert "Too many login attempts" in text_of(blocked.text)
+    assert await _sessions(db) == 0
 
 
 async def test_login_with_non_utf8_or_huge_fields_is_a_form_error(client, db):
