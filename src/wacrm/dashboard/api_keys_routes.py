@@ -82,12 +82,14 @@ async def _index(
     member: Member,
     *,
     status_code: int = 200,
-    **context: Any,
+    values: dict[str, Any] | None = None,
+    errors: FormErrors | None = None,
+    created: ApiKeyCreated | None = None,
 ) -> Response:
+    """The roster and the New API key form; ``created`` adds the shown-once panel."""
     now = utcnow()
     today = now.date()
     keys = [ApiKeyOut.of_row(row, now) for row in await service.roster(session, member.account_id)]
-    context.setdefault("values", _form_values())
     return render(
         request,
         "api_keys/index.html",
@@ -101,9 +103,11 @@ async def _index(
         first_date=(today + timedelta(days=1)).isoformat(),
         last_date=(today + timedelta(days=service.MAX_EXPIRY_DAYS)).isoformat(),
         labels=LABELS,
-        errors=context.pop("errors", None),
-        created=context.pop("created", None),
-        **context,
+        values=values or _form_values(),
+        errors=errors,
+        created=created,
+        # The answer to a POST shows the page's own address, so a reload only reads it.
+        replace_url=PAGE if created else None,
     )
 
 
@@ -133,8 +137,7 @@ async def create_api_key(request: Request, post: ManagerForm, session: DbSession
     if errors is not None:
         return await _index(request, session, member, status_code=400, values=values, errors=errors)
     shown = ApiKeyCreated.of(created, utcnow(), member.email)
-    # The answer to a POST: the address bar goes back to the page, so a reload only reads.
-    return await _index(request, session, member, status_code=201, created=shown, replace_url=PAGE)
+    return await _index(request, session, member, status_code=201, created=shown)
 
 
 @router.get("/{key_id}/revoke")
@@ -224,4 +227,4 @@ async def roll_api_key(
         )
     previous = await service.roster_entry(session, member.account_id, old.id)
     shown = ApiKeyRolled.of_roll(created, previous, utcnow(), member.email)
-    return await _index(request, session, member, status_code=201, created=shown, replace_url=PAGE)
+    return await _index(request, session, member, status_code=201, created=shown)
