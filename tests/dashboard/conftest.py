@@ -1,8 +1,8 @@
-"""Browser-test fixtures: one real server and one Chromium for the whole session.
+"""Browser-test fixtures: a real server per module and one Chromium for the whole session.
 
 - ``dashboard_server``: the app under uvicorn on a free loopback port, on the test
-  database; ``dashboard_server.arrange(work)`` runs ``await work(session)`` against that
-  database and commits (for test data, through the real services).
+  database, for one test module; ``await dashboard_server.arrange(work)`` runs
+  ``await work(session)`` on that database and commits (test data, through the services).
 - ``browser``: Debian's Chromium driven by Playwright (never a downloaded browser).
 - ``page``: a fresh browser context (own cookies) per test, with the server as base URL;
   a screenshot of where each test ended is saved in ``test-artifacts/``.
@@ -45,7 +45,8 @@ class DashboardServer:
         return await in_new_transaction(self.database_url, work)
 
 
-@pytest.fixture(scope="session")
+# Per module: its connection pool closes when the module's tests are done.
+@pytest.fixture(scope="module")
 def dashboard_server(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DashboardServer]:
