@@ -195,6 +195,7 @@ BAD_FORMS = [
     ({"name": "   "}, "Name: must not be empty"),
     ({"name": "tab\there"}, "Name: must not contain control characters"),
     ({"name": "nul\x00"}, "Name: must not contain NUL characters"),
+    ({"name": "invoice\u202egpj.exe"}, "Name: must not contain bidirectional control"),
     ({"scopes": "contacts:*"}, "unknown scope 'contacts:*'"),
     ({"scopes": "CONTACTS:READ"}, "unknown scope 'CONTACTS:READ'"),
     ({"expiry": "366"}, "Expiry: choose never, 30, 90 or 365 days"),
