@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The browser tests drive Debian's Chromium; Playwright never downloads a browser here.
+CHROMIUM := /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -14,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the browser tests (apt-get, once)..."
+	@apt-get update -qq >/tmp/wacrm-apt.log 2>&1 \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >>/tmp/wacrm-apt.log 2>&1 \
+		|| { tail -n 30 /tmp/wacrm-apt.log; echo "Could not install chromium (needs root and apt)."; exit 1; }
+
+setup: $(STAMP) $(CHROMIUM)
 
 run: $(STAMP)
 	$(BIN)/wacrm db upgrade
@@ -26,8 +34,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/pytest -n auto
+# loadgroup: the browser tests share one worker, so one Chromium serves them all.
+pytest: $(STAMP) $(CHROMIUM)
+	$(BIN)/pytest -n auto --dist loadgroup
 
 test: lint pytest
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +25,11 @@ from wacrm.audit.routes import router as audit_router
 from wacrm.broadcasts.routes import router as broadcasts_router
 from wacrm.contacts.routes import router as contacts_router
 from wacrm.conversations.routes import router as conversations_router
+from wacrm.dashboard.errors import error_page
+from wacrm.dashboard.routes import router as dashboard_router
+from wacrm.dashboard.routes import static_files as dashboard_static_files
+from wacrm.dashboard.security import DashboardSecurityHeaders
+from wacrm.dashboard.site import STATIC_PATH, is_dashboard_path
 from wacrm.kit.body_limit import BodyLimitMiddleware
 from wacrm.kit.db import Database, database_unavailable, first_line
 from wacrm.kit.errors import AppError, ServiceUnavailable, error_envelope
@@ -111,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages_router, prefix="/api/v1")
     app.include_router(broadcasts_router, prefix="/api/v1")
     app.include_router(webhooks_router, prefix="/api/v1")
+    app.include_router(dashboard_router)
+    app.mount(STATIC_PATH, dashboard_static_files(), name="static")
     _add_health_routes(app)
     if settings.metrics_enabled:
         app.include_router(metrics_router)
@@ -119,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(DashboardSecurityHeaders)
     app.add_middleware(RequestTelemetryMiddleware)  # outermost: sees every answer
     return app
 
@@ -159,19 +167,31 @@ def _declare_400_not_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _json_error(
-    status: int, code: str, message: str, details: Any = None, headers: Any = None
-) -> JSONResponse:
-    return JSONResponse(error_envelope(code, message, details), status_code=status, headers=headers)
+def _error(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Any = None,
+) -> Response:
+    """The envelope for the API; an HTML page (or the login redirect) for dashboard paths."""
+    if is_dashboard_path(request.url.path):
+        return error_page(request, status, message, headers)
+    body = error_envelope(code, message, details)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(exc.envelope(), status_code=exc.status, headers=exc.headers)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        return _error(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if is_dashboard_path(request.url.path):
+            # Pages validate only ids in their paths: one that does not parse names no page.
+            return error_page(request, 404, "Page not found.")
         details = [
             {
                 "field": ".".join(str(part) for part in error.get("loc", ())),
@@ -179,31 +199,37 @@ def _add_error_handlers(app: FastAPI) -> None:
             }
             for error in exc.errors()
         ]
-        return _json_error(400, "bad_request", "The request is not valid.", details)
+        return _error(request, 400, "bad_request", "The request is not valid.", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = {404: "No such route.", 405: "Method not allowed on this route."}.get(
             exc.status_code, str(exc.detail)
         )
-        return _json_error(exc.status_code, code, message, headers=exc.headers)
+        return _error(request, exc.status_code, code, message, headers=exc.headers)
 
     # Handled here rather than by the catch-all below, which re-raises to the server: uvicorn
     # would then drop the client's keep-alive connection with every error of an outage.
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(ConnectionError)
-    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    async def database_error(request: Request, exc: Exception) -> Response:
         if not database_unavailable(exc):
             return await unexpected(request, exc)
         logger.warning("database unavailable: %s", first_line(exc))
         return await app_error(request, ServiceUnavailable("The database is unavailable; retry."))
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error", exc_info=exc)
+        message = "Internal error; it has been logged."
         # This answer is sent from outside the telemetry middleware: echo the id here.
         request_id = getattr(request.state, "request_id", None)
         headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-        return _json_error(500, "internal", "Internal error; it has been logged.", headers=headers)
+        try:
+            return _error(request, 500, "internal", message, headers=headers)
+        except Exception:
+            logger.exception("the error page failed too")
+            body = error_envelope("internal", message)
+            return JSONResponse(body, status_code=500, headers=headers)

@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(None, description="shared rate limits across processes")
     secret_key: str = Field("", description="deployment secret; generated in var_dir if unset")
-    public_base_url: str = Field("http://127.0.0.1:8000", description="where people reach us")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="where people reach us; https:// makes the session cookie Secure",
+    )
 
     rate_limit_per_minute: int = Field(120, ge=1, description="requests per minute per API key")
     auth_failures_per_minute: int = Field(30, ge=1, description="failed API auths per client IP")
@@ -160,7 +163,8 @@ class Settings(BaseSettings):
 
     @property
     def secure_cookies(self) -> bool:
-        return self.env == "production"
+        """Cookies only travel over TLS once people reach us over https (or in production)."""
+        return self.env == "production" or self.public_base_url.lower().startswith("https://")
 
 
 def _derived(settings: Settings, purpose: bytes) -> str:

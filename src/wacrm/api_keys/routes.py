@@ -56,8 +56,7 @@ async def create_key(
         expires_in_days=body.expires_in_days,
         expires_at=body.expires_at,
     )
-    key = ApiKeyOut.of(created.key, utcnow(), member.email)
-    return Data(data=ApiKeyCreated(key=key, plaintext=created.plaintext))
+    return Data(data=ApiKeyCreated.of(created, utcnow(), member.email))
 
 
 @session_router.delete(
@@ -97,14 +96,7 @@ async def roll_key(
         grace_period_hours=(body or ApiKeyRoll()).grace_period_hours,
     )
     previous = await service.roster_entry(session, member.account_id, old.id)
-    now = utcnow()
-    return Data(
-        data=ApiKeyRolled(
-            key=ApiKeyOut.of(created.key, now, member.email),
-            plaintext=created.plaintext,
-            previous=ApiKeyOut.of_row(previous, now),
-        )
-    )
+    return Data(data=ApiKeyRolled.of_roll(created, previous, utcnow(), member.email))
 
 
 @v1_router.get("/me", response_model=Data[Me], responses=error_responses(401))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from wacrm.api_keys.repository import RosterRow
 from wacrm.api_keys.scopes import Scope
-from wacrm.api_keys.service import KeyStatus, key_status
+from wacrm.api_keys.service import CreatedKey, KeyStatus, key_status
 from wacrm.models import ApiKey
 
 
@@ -93,9 +93,25 @@ class ApiKeyCreated(BaseModel):
     key: ApiKeyOut = Field(description="The new key's metadata")
     plaintext: str = Field(description="The secret. Shown this once only: store it now.")
 
+    @classmethod
+    def of(cls, created: CreatedKey, now: datetime, created_by_email: str) -> ApiKeyCreated:
+        return cls(
+            key=ApiKeyOut.of(created.key, now, created_by_email), plaintext=created.plaintext
+        )
+
 
 class ApiKeyRolled(ApiKeyCreated):
     previous: ApiKeyOut = Field(description="The old key, revoked or expiring after the grace")
+
+    @classmethod
+    def of_roll(
+        cls, created: CreatedKey, previous: RosterRow, now: datetime, created_by_email: str
+    ) -> ApiKeyRolled:
+        return cls(
+            key=ApiKeyOut.of(created.key, now, created_by_email),
+            plaintext=created.plaintext,
+            previous=ApiKeyOut.of_row(previous, now),
+        )
 
 
 class MeAccount(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wacrm.kit.db import Database
+from wacrm.kit.db import in_new_transaction
 from wacrm.kit.errors import AppError
 from wacrm.settings import Settings, get_settings
 
@@ -39,19 +39,8 @@ def settings_or_exit() -> Settings:
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``work`` in one committed transaction; AppErrors become a clean exit 1."""
-
-    async def run() -> T:
-        database = Database(get_settings().database_url)
-        try:
-            async with database.sessions() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await database.dispose()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(in_new_transaction(get_settings().database_url, work))
     except AppError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None

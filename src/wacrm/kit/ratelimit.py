@@ -16,6 +16,8 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wacrm.kit.http import add_missing_headers
+
 logger = logging.getLogger(__name__)
 
 STATE_KEY = "rate_limit"
@@ -120,12 +122,7 @@ class RateLimitHeadersMiddleware:
             if message["type"] == "http.response.start":
                 status: RateLimitStatus | None = scope.get("state", {}).get(STATE_KEY)
                 if status is not None:
-                    headers = list(message.get("headers", []))
-                    present = {name.lower() for name, _ in headers}
-                    for name, value in status.headers().items():
-                        if name.lower().encode() not in present:
-                            headers.append((name.lower().encode(), value.encode()))
-                    message["headers"] = headers
+                    add_missing_headers(message, status.headers())
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

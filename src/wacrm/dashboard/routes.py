@@ -1,0 +1,115 @@
+"""The dashboard's router: login, logout and the landing page; each section adds its pages."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from wacrm.accounts.auth import log_in, log_out
+from wacrm.accounts.service import InvalidLogin
+from wacrm.dashboard.api_keys_routes import router as api_keys_router
+from wacrm.dashboard.auth import MaybeMember, MemberForm, read_form
+from wacrm.dashboard.forms import CSRF_FIELD, FormErrors, PostedForm
+from wacrm.dashboard.rendering import flash, redirect, render
+from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
+from wacrm.kit.db import DbSession
+from wacrm.kit.errors import AppError
+from wacrm.settings import Settings
+
+# Before there is a session, the login form is tied to this browser by a cookie instead.
+LOGIN_CSRF_COOKIE = "wacrm_login_csrf"
+LOGIN_FORM_EXPIRED = "The login form expired. Please try again."
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+router = APIRouter(include_in_schema=False)
+router.include_router(api_keys_router)
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=Path(__file__).parent / "static")
+
+
+@router.get("/")
+async def home(member: MaybeMember) -> Response:
+    return redirect(HOME_PATH if member else LOGIN_PATH)
+
+
+@router.get(LOGIN_PATH)
+async def login_page(request: Request, member: MaybeMember, next: str = "") -> Response:
+    if member is not None:
+        return redirect(safe_next(next) or HOME_PATH)
+    return _login_form(request, next_path=safe_next(next) or "")
+
+
+@router.post(LOGIN_PATH)
+async def login(
+    request: Request, session: DbSession, form: Annotated[PostedForm, Depends(read_form)]
+) -> Response:
+    email, next_path = form.value("email"), safe_next(form.value("next")) or ""
+    sent, expected = form.value(CSRF_FIELD), request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        return _login_form(
+            request, email, next_path, FormErrors.on("", LOGIN_FORM_EXPIRED), status_code=403
+        )
+    response = redirect(next_path or HOME_PATH)
+    try:
+        if form.problems:
+            raise InvalidLogin()
+        await log_in(request, response, session, email=email, password=form.value("password"))
+    except AppError as error:
+        failed = _login_form(
+            request, email, next_path, FormErrors.on("", error.message), error.status
+        )
+        failed.headers.update(error.headers)
+        return failed
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
+    return response
+
+
+def _login_form(
+    request: Request,
+    email: str = "",
+    next_path: str = "",
+    errors: FormErrors | None = None,
+    status_code: int = 200,
+) -> Response:
+    settings: Settings = request.app.state.settings
+    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not _TOKEN_SHAPE.fullmatch(token):
+        token = secrets.token_urlsafe(32)
+    response = render(
+        request,
+        "login.html",
+        member=None,
+        status_code=status_code,
+        title="Log in",
+        login_csrf=token,
+        email=email,
+        next_path=next_path,
+        errors=errors,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="strict",
+        path=LOGIN_PATH,
+    )
+    return response
+
+
+@router.post(LOGOUT_PATH)
+async def logout(request: Request, post: MemberForm, session: DbSession) -> Response:
+    response = redirect(LOGIN_PATH)
+    await log_out(post.member, response, session)
+    flash(request, response, "You are logged out.")
+    return response
