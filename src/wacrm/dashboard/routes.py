@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-import re
-import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -17,16 +14,15 @@ from wacrm.accounts.service import InvalidLogin
 from wacrm.dashboard.api_keys_routes import router as api_keys_router
 from wacrm.dashboard.auth import MaybeMember, MemberForm, read_form
 from wacrm.dashboard.forms import CSRF_FIELD, FormErrors, PostedForm
+from wacrm.dashboard.presession import BrowserToken
 from wacrm.dashboard.rendering import flash, redirect, render
 from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
 from wacrm.kit.db import DbSession
 from wacrm.kit.errors import AppError
-from wacrm.settings import Settings
 
-# Before there is a session, the login form is tied to this browser by a cookie instead.
-LOGIN_CSRF_COOKIE = "wacrm_login_csrf"
+LOGIN_CSRF = BrowserToken("wacrm_login_csrf", LOGIN_PATH)
+LOGIN_CSRF_COOKIE = LOGIN_CSRF.cookie
 LOGIN_FORM_EXPIRED = "The login form expired. Please try again."
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 router = APIRouter(include_in_schema=False)
 router.include_router(api_keys_router)
@@ -53,8 +49,7 @@ async def login(
     request: Request, session: DbSession, form: Annotated[PostedForm, Depends(read_form)]
 ) -> Response:
     email, next_path = form.value("email"), safe_next(form.value("next")) or ""
-    sent, expected = form.value(CSRF_FIELD), request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+    if not LOGIN_CSRF.matches(request, form.value(CSRF_FIELD)):
         return _login_form(
             request, email, next_path, FormErrors.on("", LOGIN_FORM_EXPIRED), status_code=403
         )
@@ -69,7 +64,7 @@ async def login(
         )
         failed.headers.update(error.headers)
         return failed
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
+    LOGIN_CSRF.forget(response)
     return response
 
 
@@ -80,10 +75,7 @@ def _login_form(
     errors: FormErrors | None = None,
     status_code: int = 200,
 ) -> Response:
-    settings: Settings = request.app.state.settings
-    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not _TOKEN_SHAPE.fullmatch(token):
-        token = secrets.token_urlsafe(32)
+    token = LOGIN_CSRF.current(request)
     response = render(
         request,
         "login.html",
@@ -95,15 +87,7 @@ def _login_form(
         next_path=next_path,
         errors=errors,
     )
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        max_age=3600,
-        httponly=True,
-        secure=settings.secure_cookies,
-        samesite="strict",
-        path=LOGIN_PATH,
-    )
+    LOGIN_CSRF.keep(request, response, token)
     return response
 
 
