@@ -227,6 +227,11 @@ def ensure_can_manage(by: Acting) -> None:
         raise Forbidden("Only an owner or admin can do this.")
 
 
+def ensure_owner(by: Acting) -> None:
+    if by.role is not Role.OWNER:
+        raise Forbidden("Only the owner can transfer ownership.")
+
+
 def assignable_role(value: str) -> Role:
     if value.strip().lower() == Role.OWNER.value:
         raise field_error("role", "ownership is not given this way: the owner transfers it")
@@ -308,8 +313,7 @@ async def transfer_ownership(session: AsyncSession, by: Acting, user_id: uuid.UU
     Both changes happen in the caller's transaction, the demotion first: the database's
     one-owner index then guarantees exactly one owner, even against a concurrent transfer.
     """
-    if by.role is not Role.OWNER:
-        raise Forbidden("Only the owner can transfer ownership.")
+    ensure_owner(by)
     target = await get_member(session, by.account_id, user_id)
     if target.user_id == by.user_id:
         raise Conflict("You are already the owner.")

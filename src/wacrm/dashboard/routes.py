@@ -12,11 +12,14 @@ from fastapi.staticfiles import StaticFiles
 from wacrm.accounts.auth import log_in, log_out
 from wacrm.accounts.service import InvalidLogin
 from wacrm.dashboard.api_keys_routes import router as api_keys_router
+from wacrm.dashboard.audit_log_routes import router as audit_log_router
 from wacrm.dashboard.auth import MaybeMember, MemberForm, read_form
 from wacrm.dashboard.forms import CSRF_FIELD, FormErrors, PostedForm
+from wacrm.dashboard.invitations_routes import router as invitations_router
 from wacrm.dashboard.presession import BrowserToken
 from wacrm.dashboard.rendering import flash, redirect, render
 from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
+from wacrm.dashboard.team_routes import router as team_router
 from wacrm.kit.db import DbSession
 from wacrm.kit.errors import AppError
 
@@ -26,6 +29,9 @@ LOGIN_FORM_EXPIRED = "The login form expired. Please try again."
 
 router = APIRouter(include_in_schema=False)
 router.include_router(api_keys_router)
+router.include_router(team_router)
+router.include_router(audit_log_router)
+router.include_router(invitations_router)
 
 
 def static_files() -> StaticFiles:
