@@ -31,6 +31,7 @@ from wacrm.accounts.service import (
     ensure_can_manage,
     hash_token,
     normalise_email,
+    record_team_change,
     start_session,
 )
 from wacrm.audit.service import Actor, record
@@ -146,14 +147,8 @@ async def invite(
     )
     session.add(invitation)
     await session.flush()
-    await record(
-        session,
-        account_id=by.account_id,
-        actor=by.actor,
-        action="member.invited",
-        target_type="invitation",
-        target_id=invitation.id,
-        details=_facts(invitation),
+    await record_team_change(
+        session, by, "member.invited", invitation.id, _facts(invitation), "invitation"
     )
     return CreatedInvitation(invitation=invitation, token=token)
 
@@ -175,14 +170,8 @@ async def revoke_invitation(
     ):
         raise Conflict("This invitation was already used or revoked.")
     await session.refresh(invitation)
-    await record(
-        session,
-        account_id=by.account_id,
-        actor=by.actor,
-        action="invitation.revoked",
-        target_type="invitation",
-        target_id=invitation.id,
-        details=_facts(invitation),
+    await record_team_change(
+        session, by, "invitation.revoked", invitation.id, _facts(invitation), "invitation"
     )
     return invitation
 

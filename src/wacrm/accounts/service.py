@@ -7,7 +7,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -221,6 +221,26 @@ async def logout(session: AsyncSession, session_id: uuid.UUID) -> None:
     await repository.delete_session(session, session_id)
 
 
+async def record_team_change(
+    session: AsyncSession,
+    by: Acting,
+    action: str,
+    target_id: uuid.UUID,
+    details: dict[str, Any],
+    target_type: str = "member",
+) -> None:
+    """The audit event of a change ``by`` made to the team, in the same transaction."""
+    await record(
+        session,
+        account_id=by.account_id,
+        actor=by.actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
+    )
+
+
 def ensure_can_manage(by: Acting) -> None:
     """Owner or admin, or 403: the server enforces every role, whatever a page shows."""
     if not by.role.can_manage:
@@ -275,15 +295,8 @@ async def change_role(
         session, by.account_id, user_id, was=target.role, now=new_role
     ):
         raise Conflict("This member's role changed meanwhile; reload the page and try again.")
-    await record(
-        session,
-        account_id=by.account_id,
-        actor=by.actor,
-        action="member.role_changed",
-        target_type="member",
-        target_id=user_id,
-        details={"email": target.email, "from": target.role.value, "to": new_role.value},
-    )
+    change = {"email": target.email, "from": target.role.value, "to": new_role.value}
+    await record_team_change(session, by, "member.role_changed", user_id, change)
     return replace(target, role=new_role), target.role
 
 
@@ -295,15 +308,8 @@ async def remove_member(session: AsyncSession, by: Acting, user_id: uuid.UUID) -
     if not await repository.delete_membership(session, by.account_id, user_id, role=target.role):
         raise Conflict("This member changed meanwhile; reload the page and try again.")
     await repository.delete_sessions_in(session, by.account_id, user_id)
-    await record(
-        session,
-        account_id=by.account_id,
-        actor=by.actor,
-        action="member.removed",
-        target_type="member",
-        target_id=user_id,
-        details={"email": target.email, "role": target.role.value},
-    )
+    change = {"email": target.email, "role": target.role.value}
+    await record_team_change(session, by, "member.removed", user_id, change)
     return target
 
 
@@ -325,13 +331,6 @@ async def transfer_ownership(session: AsyncSession, by: Acting, user_id: uuid.UU
         session, by.account_id, user_id, was=target.role, now=Role.OWNER
     ):
         raise Conflict("This member changed meanwhile; ownership was not transferred.")
-    await record(
-        session,
-        account_id=by.account_id,
-        actor=by.actor,
-        action="account.ownership_transferred",
-        target_type="member",
-        target_id=user_id,
-        details={"email": target.email, "from": by.actor.label, "previous_role": target.role.value},
-    )
+    change = {"email": target.email, "from": by.actor.label, "previous_role": target.role.value}
+    await record_team_change(session, by, "account.ownership_transferred", user_id, change)
     return replace(target, role=Role.OWNER)

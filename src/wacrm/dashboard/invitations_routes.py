@@ -53,24 +53,19 @@ def _form(
     errors: FormErrors | None = None,
     status_code: int = 200,
 ) -> Response:
-    csrf = INVITATION_CSRF.current(request)
-    response = render(
+    return INVITATION_CSRF.page(
         request,
         "invitations/accept.html",
-        member=None,
-        status_code=status_code,
+        status_code,
         title=f"Join {opened.account_name}",
         action=f"{INVITATIONS_PATH}/{token}",
         invitation=opened.invitation,
         account_name=opened.account_name,
         existing_user=opened.existing_user,
-        browser_csrf=csrf,
         name=name,
         labels=LABELS,
         errors=errors,
     )
-    INVITATION_CSRF.keep(request, response, csrf)
-    return response
 
 
 async def _refused(

@@ -10,10 +10,12 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
+from wacrm.dashboard.rendering import render
 from wacrm.settings import Settings
 
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -24,12 +26,12 @@ class BrowserToken:
     cookie: str
     path: str
 
-    def current(self, request: Request) -> str:
+    def _current(self, request: Request) -> str:
         """This browser's token (kept across reloads), or a new one."""
         token = request.cookies.get(self.cookie, "")
         return token if _TOKEN_SHAPE.fullmatch(token) else secrets.token_urlsafe(32)
 
-    def keep(self, request: Request, response: Response, token: str) -> None:
+    def _keep(self, request: Request, response: Response, token: str) -> None:
         settings: Settings = request.app.state.settings
         response.set_cookie(
             self.cookie,
@@ -47,3 +49,12 @@ class BrowserToken:
 
     def forget(self, response: Response) -> None:
         response.delete_cookie(self.cookie, path=self.path)
+
+    def page(self, request: Request, template: str, status_code: int, **context: Any) -> Response:
+        """A page without a session whose form posts this browser's token (``browser_csrf``)."""
+        token = self._current(request)
+        response = render(
+            request, template, member=None, status_code=status_code, browser_csrf=token, **context
+        )
+        self._keep(request, response, token)
+        return response

@@ -17,7 +17,7 @@ from wacrm.dashboard.auth import MaybeMember, MemberForm, read_form
 from wacrm.dashboard.forms import CSRF_FIELD, FormErrors, PostedForm
 from wacrm.dashboard.invitations_routes import router as invitations_router
 from wacrm.dashboard.presession import BrowserToken
-from wacrm.dashboard.rendering import flash, redirect, render
+from wacrm.dashboard.rendering import flash, redirect
 from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
 from wacrm.dashboard.team_routes import router as team_router
 from wacrm.kit.db import DbSession
@@ -81,20 +81,15 @@ def _login_form(
     errors: FormErrors | None = None,
     status_code: int = 200,
 ) -> Response:
-    token = LOGIN_CSRF.current(request)
-    response = render(
+    return LOGIN_CSRF.page(
         request,
         "login.html",
-        member=None,
-        status_code=status_code,
+        status_code,
         title="Log in",
-        login_csrf=token,
         email=email,
         next_path=next_path,
         errors=errors,
     )
-    LOGIN_CSRF.keep(request, response, token)
-    return response
 
 
 @router.post(LOGOUT_PATH)

@@ -8,7 +8,9 @@ again): these handlers turn form fields into their arguments and errors into the
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,12 +18,13 @@ from fastapi.responses import Response
 from wacrm.accounts import invitations, service
 from wacrm.accounts.auth import Member
 from wacrm.accounts.invitations import CreatedInvitation
+from wacrm.accounts.repository import MemberRow
 from wacrm.dashboard.auth import ManagerForm, PageManager, PageMember
 from wacrm.dashboard.forms import FormErrors, PostedForm
 from wacrm.dashboard.rendering import flash, redirect, render
 from wacrm.dashboard.site import INVITATIONS_PATH
 from wacrm.kit.db import DbSession
-from wacrm.kit.errors import BadRequest, Conflict, field_error
+from wacrm.kit.errors import BadRequest, Conflict
 from wacrm.models import Role
 from wacrm.settings import Settings
 
@@ -32,6 +35,8 @@ ROLE_CHOICES = [
     (Role.AGENT.value, "Agent — works the inbox and contacts"),
     (Role.VIEWER.value, "Viewer — reads only"),
 ]
+
+T = TypeVar("T")
 
 router = APIRouter(prefix=PAGE)
 
@@ -112,27 +117,37 @@ async def invite(request: Request, post: ManagerForm, session: DbSession) -> Res
     return await _index(request, session, member, status_code=201, created=created)
 
 
+async def _then_back(
+    request: Request,
+    session: DbSession,
+    member: Member,
+    change: Awaitable[T],
+    done: Callable[[T], str],
+) -> Response:
+    """Make one change to the team: back to the roster saying ``done(result)``, or the
+    roster again with the reason it was refused (and nothing changed)."""
+    try:
+        result = await change
+    except (BadRequest, Conflict) as error:
+        await session.rollback()
+        return await _index(
+            request, session, member, status_code=error.status, roster_error=error.message
+        )
+    response = redirect(PAGE)
+    flash(request, response, done(result))
+    return response
+
+
 @router.post("/invitations/{invitation_id}/revoke")
 async def revoke_invitation(
     request: Request, invitation_id: uuid.UUID, post: ManagerForm, session: DbSession
 ) -> Response:
-    try:
-        revoked = await invitations.revoke_invitation(session, post.member, invitation_id)
-    except Conflict as error:
-        await session.rollback()
-        return await _roster_error(request, session, post.member, error)
-    response = redirect(PAGE)
-    flash(
-        request, response, f"Revoked the invitation for {revoked.email}. Its link no longer works."
-    )
-    return response
-
-
-async def _roster_error(
-    request: Request, session: DbSession, member: Member, error: BadRequest | Conflict
-) -> Response:
-    return await _index(
-        request, session, member, status_code=error.status, roster_error=error.message
+    return await _then_back(
+        request,
+        session,
+        post.member,
+        invitations.revoke_invitation(session, post.member, invitation_id),
+        lambda revoked: f"Revoked the invitation for {revoked.email}. Its link no longer works.",
     )
 
 
@@ -140,25 +155,21 @@ async def _roster_error(
 async def change_role(
     request: Request, user_id: uuid.UUID, post: ManagerForm, session: DbSession
 ) -> Response:
-    try:
-        if post.form.problems:
-            raise field_error("role", "choose admin, agent or viewer")
-        changed, previous = await service.change_role(
-            session, post.member, user_id, post.form.value("role")
-        )
-    except (BadRequest, Conflict) as error:
-        await session.rollback()
-        return await _roster_error(request, session, post.member, error)
-    response = redirect(PAGE)
-    if changed.role is previous:
-        flash(request, response, f"{changed.email} already is {_a(changed.role)}.")
-    else:
-        flash(request, response, f"{changed.email} is now {_a(changed.role)}.")
-    return response
+    # A field that was not acceptable text reads as "", which the service refuses.
+    role = post.form.value("role")
+    return await _then_back(
+        request,
+        session,
+        post.member,
+        service.change_role(session, post.member, user_id, role),
+        lambda change: f"{change[0].email} {_role_news(*change)}.",
+    )
 
 
-def _a(role: Role) -> str:
-    return f"{'an' if role.value[0] in 'aeiou' else 'a'} {role.value}"
+def _role_news(member: MemberRow, previous: Role) -> str:
+    role = member.role.value
+    article = "an" if role[0] in "aeiou" else "a"
+    return f"already is {article} {role}" if member.role is previous else f"is now {article} {role}"
 
 
 async def _confirm_page(
@@ -179,14 +190,13 @@ async def remove_page(
 async def remove_member(
     request: Request, user_id: uuid.UUID, post: ManagerForm, session: DbSession
 ) -> Response:
-    try:
-        removed = await service.remove_member(session, post.member, user_id)
-    except Conflict as error:
-        await session.rollback()
-        return await _roster_error(request, session, post.member, error)
-    response = redirect(PAGE)
-    flash(request, response, f"Removed {removed.email} from the account. Their sessions ended.")
-    return response
+    return await _then_back(
+        request,
+        session,
+        post.member,
+        service.remove_member(session, post.member, user_id),
+        lambda removed: f"Removed {removed.email} from the account. Their sessions ended.",
+    )
 
 
 @router.get("/members/{user_id}/transfer-ownership")
@@ -201,11 +211,10 @@ async def transfer_page(
 async def transfer_ownership(
     request: Request, user_id: uuid.UUID, post: ManagerForm, session: DbSession
 ) -> Response:
-    try:
-        owner = await service.transfer_ownership(session, post.member, user_id)
-    except Conflict as error:
-        await session.rollback()
-        return await _roster_error(request, session, post.member, error)
-    response = redirect(PAGE)
-    flash(request, response, f"{owner.email} is now the owner. You are an admin.")
-    return response
+    return await _then_back(
+        request,
+        session,
+        post.member,
+        service.transfer_ownership(session, post.member, user_id),
+        lambda owner: f"{owner.email} is now the owner. You are an admin.",
+    )
