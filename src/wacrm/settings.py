@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(10, ge=1, description="login attempts per IP and email")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="request body limit")
     session_ttl_hours: int = Field(24 * 7, ge=1, description="dashboard session lifetime")
+    invitation_ttl_days: int = Field(
+        7, ge=1, le=90, description="how long a team invitation link can be used"
+    )
     argon2_time_cost: int = Field(3, ge=1, description="Argon2id passes")
     argon2_memory_kib: int = Field(65536, ge=8, description="Argon2id memory")
     last_used_write_interval_seconds: int = Field(60, ge=1, description="last_used_at granularity")

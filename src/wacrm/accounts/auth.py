@@ -85,8 +85,7 @@ async def current_member(
 
 def ensure_manager(member: Member) -> Member:
     """Owner or admin, or 403: the server enforces every role, whatever a page shows."""
-    if not member.role.can_manage:
-        raise Forbidden("Only an owner or admin can do this.")
+    service.ensure_can_manage(member)
     return member
 
 
@@ -109,7 +108,6 @@ async def log_in(
 ) -> StartedSession:
     """Check the password (throttled), open a server-side session and set its cookie."""
     settings: Settings = request.app.state.settings
-    ttl = timedelta(hours=settings.session_ttl_hours)
     started = await service.login(
         session,
         request.app.state.rate_limiter,
@@ -118,18 +116,28 @@ async def log_in(
         account_id=account_id,
         client_ip=client_ip(request),
         attempts_per_minute=settings.login_attempts_per_minute,
-        ttl=ttl,
+        ttl=session_ttl(settings),
     )
+    set_session_cookie(request, response, started)
+    return started
+
+
+def session_ttl(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.session_ttl_hours)
+
+
+def set_session_cookie(request: Request, response: Response, started: StartedSession) -> None:
+    """The browser's half of a session just started: an HttpOnly cookie holding its token."""
+    settings: Settings = request.app.state.settings
     response.set_cookie(
         SESSION_COOKIE,
         started.token,
-        max_age=int(ttl.total_seconds()),
+        max_age=int(session_ttl(settings).total_seconds()),
         httponly=True,
         secure=settings.secure_cookies,
         samesite="lax",
         path="/",
     )
-    return started
 
 
 async def log_out(member: Member, response: Response, session: DbSession) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from wacrm.accounts.auth import AccountManager
-from wacrm.audit import repository
+from wacrm.audit import service
 from wacrm.audit.schemas import AuditEventOut
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import ListOf, PageMeta
@@ -27,8 +27,9 @@ async def list_audit_log(
 ) -> ListOf[AuditEventOut]:
     """The account's audit log, newest first (owner/admin)."""
     paginator = Paginator(request.app.state.settings.secret_key, member.account_id, "audit-log", {})
-    page = paginator.page(cursor, limit)
-    events, next_cursor = await repository.list_events(session, member.account_id, paginator, page)
+    events, next_cursor = await service.list_events(
+        session, member.account_id, paginator, cursor, limit
+    )
     return ListOf(
         data=[AuditEventOut.of(e) for e in events], meta=PageMeta(next_cursor=next_cursor)
     )

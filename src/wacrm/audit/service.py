@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wacrm.audit import repository
+from wacrm.kit.pagination import Paginator
 from wacrm.models import AuditEvent
 
 
@@ -46,3 +48,16 @@ async def record(
         )
     )
     await session.flush()
+
+
+async def list_events(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    paginator: Paginator,
+    cursor: str | None,
+    limit: int | None = None,
+) -> tuple[list[AuditEvent], str | None]:
+    """One page of the account's audit log, newest first, and the next page's cursor."""
+    return await repository.list_events(
+        session, account_id, paginator, paginator.page(cursor, limit)
+    )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-import re
-import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -15,21 +12,26 @@ from fastapi.staticfiles import StaticFiles
 from wacrm.accounts.auth import log_in, log_out
 from wacrm.accounts.service import InvalidLogin
 from wacrm.dashboard.api_keys_routes import router as api_keys_router
+from wacrm.dashboard.audit_log_routes import router as audit_log_router
 from wacrm.dashboard.auth import MaybeMember, MemberForm, read_form
 from wacrm.dashboard.forms import CSRF_FIELD, FormErrors, PostedForm
-from wacrm.dashboard.rendering import flash, redirect, render
+from wacrm.dashboard.invitations_routes import router as invitations_router
+from wacrm.dashboard.presession import BrowserToken
+from wacrm.dashboard.rendering import flash, redirect
 from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
+from wacrm.dashboard.team_routes import router as team_router
 from wacrm.kit.db import DbSession
 from wacrm.kit.errors import AppError
-from wacrm.settings import Settings
 
-# Before there is a session, the login form is tied to this browser by a cookie instead.
-LOGIN_CSRF_COOKIE = "wacrm_login_csrf"
+LOGIN_CSRF = BrowserToken("wacrm_login_csrf", LOGIN_PATH)
+LOGIN_CSRF_COOKIE = LOGIN_CSRF.cookie
 LOGIN_FORM_EXPIRED = "The login form expired. Please try again."
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 router = APIRouter(include_in_schema=False)
 router.include_router(api_keys_router)
+router.include_router(team_router)
+router.include_router(audit_log_router)
+router.include_router(invitations_router)
 
 
 def static_files() -> StaticFiles:
@@ -53,8 +55,7 @@ async def login(
     request: Request, session: DbSession, form: Annotated[PostedForm, Depends(read_form)]
 ) -> Response:
     email, next_path = form.value("email"), safe_next(form.value("next")) or ""
-    sent, expected = form.value(CSRF_FIELD), request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+    if not LOGIN_CSRF.matches(request, form.value(CSRF_FIELD)):
         return _login_form(
             request, email, next_path, FormErrors.on("", LOGIN_FORM_EXPIRED), status_code=403
         )
@@ -69,7 +70,7 @@ async def login(
         )
         failed.headers.update(error.headers)
         return failed
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
+    LOGIN_CSRF.forget(response)
     return response
 
 
@@ -80,31 +81,15 @@ def _login_form(
     errors: FormErrors | None = None,
     status_code: int = 200,
 ) -> Response:
-    settings: Settings = request.app.state.settings
-    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not _TOKEN_SHAPE.fullmatch(token):
-        token = secrets.token_urlsafe(32)
-    response = render(
+    return LOGIN_CSRF.page(
         request,
         "login.html",
-        member=None,
-        status_code=status_code,
+        status_code,
         title="Log in",
-        login_csrf=token,
         email=email,
         next_path=next_path,
         errors=errors,
     )
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        max_age=3600,
-        httponly=True,
-        secure=settings.secure_cookies,
-        samesite="strict",
-        path=LOGIN_PATH,
-    )
-    return response
 
 
 @router.post(LOGOUT_PATH)

@@ -13,10 +13,20 @@ LOGOUT_PATH = "/logout"
 # Where "/" and a fresh login land; the inbox takes over once it exists.
 HOME_PATH = "/settings/api-keys"
 STATIC_PATH = "/static"
+# Invitation links: pages for people who have no session yet.
+INVITATIONS_PATH = "/invitations"
 
 # Paths answered with HTML (error pages, security headers, login redirects). Everything
 # else (/api, /webhooks, /sandbox, /healthz, …) keeps the JSON envelope.
-PAGE_PREFIXES = (LOGIN_PATH, LOGOUT_PATH, "/inbox", "/contacts", "/settings", STATIC_PATH)
+PAGE_PREFIXES = (
+    LOGIN_PATH,
+    LOGOUT_PATH,
+    "/inbox",
+    "/contacts",
+    "/settings",
+    STATIC_PATH,
+    INVITATIONS_PATH,
+)
 
 
 def is_dashboard_path(path: str) -> bool:
@@ -39,6 +49,8 @@ class NavLink:
 # Pages join the navigation as they are built (Inbox, Contacts, Team, Audit log, …).
 NAV: list[NavLink] = [
     NavLink("API keys", "/settings/api-keys", "settings"),
+    NavLink("Team", "/settings/team", "settings"),
+    NavLink("Audit log", "/settings/audit-log", "settings", managers_only=True),
 ]
 
 

@@ -1,7 +1,7 @@
 """Every SQLAlchemy model, imported here so Alembic and the app see one metadata."""
 
 from wacrm.kit.db import Base
-from wacrm.models.accounts import Account, LoginSession, Membership, Role, User
+from wacrm.models.accounts import Account, Invitation, LoginSession, Membership, Role, User
 from wacrm.models.api_keys import ApiKey
 from wacrm.models.audit import AuditEvent
 from wacrm.models.broadcasts import Broadcast, BroadcastRecipient, BroadcastStatus, RecipientStatus
@@ -40,6 +40,7 @@ __all__ = [
     "IdempotencyRecord",
     "InboundPayload",
     "InboxState",
+    "Invitation",
     "LoginSession",
     "Membership",
     "Message",
