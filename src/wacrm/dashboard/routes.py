@@ -16,7 +16,9 @@ from wacrm.accounts.auth import log_in, log_out
 from wacrm.accounts.service import InvalidLogin
 from wacrm.dashboard.api_keys_routes import router as api_keys_router
 from wacrm.dashboard.auth import MaybeMember, MemberForm, read_form
+from wacrm.dashboard.contacts_routes import router as contacts_router
 from wacrm.dashboard.forms import CSRF_FIELD, FormErrors, PostedForm
+from wacrm.dashboard.inbox_routes import router as inbox_router
 from wacrm.dashboard.rendering import flash, redirect, render
 from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
 from wacrm.kit.db import DbSession
@@ -30,6 +32,8 @@ _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 router = APIRouter(include_in_schema=False)
 router.include_router(api_keys_router)
+router.include_router(inbox_router)
+router.include_router(contacts_router)
 
 
 def static_files() -> StaticFiles:

@@ -10,8 +10,8 @@ from wacrm.models import Role
 
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
-# Where "/" and a fresh login land; the inbox takes over once it exists.
-HOME_PATH = "/settings/api-keys"
+# Where "/" and a fresh login land.
+HOME_PATH = "/inbox"
 STATIC_PATH = "/static"
 
 # Paths answered with HTML (error pages, security headers, login redirects). Everything
@@ -38,6 +38,8 @@ class NavLink:
 
 # Pages join the navigation as they are built (Inbox, Contacts, Team, Audit log, …).
 NAV: list[NavLink] = [
+    NavLink("Inbox", "/inbox", "main"),
+    NavLink("Contacts", "/contacts", "main"),
     NavLink("API keys", "/settings/api-keys", "settings"),
 ]
 
