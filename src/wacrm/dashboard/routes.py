@@ -19,6 +19,7 @@ from wacrm.dashboard.auth import MaybeMember, MemberForm, read_form
 from wacrm.dashboard.contacts_routes import router as contacts_router
 from wacrm.dashboard.forms import CSRF_FIELD, FormErrors, PostedForm
 from wacrm.dashboard.inbox_routes import router as inbox_router
+from wacrm.dashboard.numbers_routes import router as numbers_router
 from wacrm.dashboard.rendering import flash, redirect, render
 from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
 from wacrm.kit.db import DbSession
@@ -34,6 +35,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(api_keys_router)
 router.include_router(inbox_router)
 router.include_router(contacts_router)
+router.include_router(numbers_router)
 
 
 def static_files() -> StaticFiles:

@@ -41,6 +41,7 @@ NAV: list[NavLink] = [
     NavLink("Inbox", "/inbox", "main"),
     NavLink("Contacts", "/contacts", "main"),
     NavLink("API keys", "/settings/api-keys", "settings"),
+    NavLink("WhatsApp numbers", "/settings/numbers", "settings"),
 ]
 
 
