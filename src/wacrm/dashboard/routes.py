@@ -22,6 +22,7 @@ from wacrm.dashboard.inbox_routes import router as inbox_router
 from wacrm.dashboard.numbers_routes import router as numbers_router
 from wacrm.dashboard.rendering import flash, redirect, render
 from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
+from wacrm.dashboard.webhooks_routes import router as webhooks_router
 from wacrm.kit.db import DbSession
 from wacrm.kit.errors import AppError
 from wacrm.settings import Settings
@@ -36,6 +37,7 @@ router.include_router(api_keys_router)
 router.include_router(inbox_router)
 router.include_router(contacts_router)
 router.include_router(numbers_router)
+router.include_router(webhooks_router)
 
 
 def static_files() -> StaticFiles:

@@ -42,6 +42,7 @@ NAV: list[NavLink] = [
     NavLink("Contacts", "/contacts", "main"),
     NavLink("API keys", "/settings/api-keys", "settings"),
     NavLink("WhatsApp numbers", "/settings/numbers", "settings"),
+    NavLink("Webhooks", "/settings/webhooks", "settings", managers_only=True),
 ]
 
 
