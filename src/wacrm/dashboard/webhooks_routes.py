@@ -236,14 +236,20 @@ async def test_webhook(
     return response
 
 
+async def _confirmation(
+    request: Request, session: AsyncSession, member: Member, webhook_id: uuid.UUID, action: str
+) -> Response:
+    """The page that asks before a change that cannot be taken back (rotate, delete)."""
+    webhook = WebhookOut.of(await service.get_endpoint(session, member.account_id, webhook_id))
+    title = {"rotate": "Rotate the secret", "delete": "Delete the webhook"}[action]
+    return render(request, f"webhooks/{action}.html", member=member, title=title, webhook=webhook)
+
+
 @router.get("/{webhook_id}/rotate")
 async def rotate_page(
     request: Request, webhook_id: uuid.UUID, member: PageManager, session: DbSession
 ) -> Response:
-    webhook = WebhookOut.of(await service.get_endpoint(session, member.account_id, webhook_id))
-    return render(
-        request, "webhooks/rotate.html", member=member, title="Rotate the secret", webhook=webhook
-    )
+    return await _confirmation(request, session, member, webhook_id, "rotate")
 
 
 @router.post("/{webhook_id}/rotate")
@@ -260,10 +266,7 @@ async def rotate_secret(
 async def delete_page(
     request: Request, webhook_id: uuid.UUID, member: PageManager, session: DbSession
 ) -> Response:
-    webhook = WebhookOut.of(await service.get_endpoint(session, member.account_id, webhook_id))
-    return render(
-        request, "webhooks/delete.html", member=member, title="Delete the webhook", webhook=webhook
-    )
+    return await _confirmation(request, session, member, webhook_id, "delete")
 
 
 @router.post("/{webhook_id}/delete")
