@@ -3,6 +3,9 @@
 - ``dashboard_server``: the app under uvicorn on a free loopback port, on the test
   database, for one test module; ``await dashboard_server.arrange(work)`` runs
   ``await work(session)`` on that database and commits (test data, through the services).
+  Its sandbox calls the server back, and webhooks may go to loopback receivers.
+- ``dashboard_worker``: a worker (every job, as ``wacrm worker`` runs them) on the
+  server's database for one test; other tests share that database, so none runs longer.
 - ``browser``: Debian's Chromium driven by Playwright (never a downloaded browser).
 - ``page``: a fresh browser context (own cookies) per test, with the server as base URL;
   a screenshot of where each test ended is saved in ``test-artifacts/``.
@@ -27,8 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import TEST_REDIS_URL
 from tests.dashboard.support import screenshot
 from wacrm.app import create_app
-from wacrm.kit.db import in_new_transaction
+from wacrm.kit.db import Database, in_new_transaction
 from wacrm.settings import Settings
+from wacrm.webhooks.tasks import WebhookPump
+from wacrm.whatsapp.client import CloudApiClient
+from wacrm.worker.jobs import WORKER_JOBS
+from wacrm.worker.runner import BackgroundWorker, WorkerContext
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -39,6 +46,7 @@ T = TypeVar("T")
 class DashboardServer:
     url: str
     database_url: str
+    settings: Settings
 
     async def arrange(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``await work(session)`` on the server's database and commit."""
@@ -63,6 +71,7 @@ def dashboard_server(
         worker_in_process=False,
         # Every test logs in from 127.0.0.1; throttling has its own tests.
         login_attempts_per_minute=10_000,
+        webhooks_allow_private_targets=True,
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
@@ -74,10 +83,29 @@ def dashboard_server(
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("the dashboard test server did not start")
         time.sleep(0.02)
-    yield DashboardServer(url=url, database_url=database_url)
+    yield DashboardServer(url=url, database_url=database_url, settings=settings)
     server.should_exit = True
     thread.join(timeout=15)
     sock.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def dashboard_worker(dashboard_server: DashboardServer) -> AsyncIterator[None]:
+    settings = dashboard_server.settings.model_copy(update={"worker_poll_seconds": 0.05})
+    database = Database(settings.database_url)
+    client = CloudApiClient(settings)
+    context = WorkerContext(database=database, settings=settings, services={"whatsapp": client})
+    worker = BackgroundWorker(context, WORKER_JOBS)
+    worker.start()
+    try:
+        yield
+    finally:
+        await worker.stop()
+        pump = context.services.get("webhooks")
+        if isinstance(pump, WebhookPump):
+            await pump.aclose()
+        await client.aclose()
+        await database.dispose()
 
 
 # Browser tests run on one session-wide event loop (mark them

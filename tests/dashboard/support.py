@@ -95,10 +95,11 @@ async def screenshot(tab: Page, name: str) -> Path:
     return path
 
 
-async def log_in(tab: Page, email: str, password: str) -> None:
-    """Log in through the form, by keyboard and clicks as a person would."""
-    await tab.goto("/login")
+async def log_in(tab: Page, email: str, password: str, next_path: str = PAGE) -> None:
+    """Log in through the form, by keyboard and clicks as a person would, landing on
+    ``next_path`` (as after following a link to it)."""
+    await tab.goto(f"/login?{urlencode({'next': next_path})}")
     await tab.get_by_label("Email").fill(email)
     await tab.get_by_label("Password").fill(password)
     await tab.get_by_role("button", name="Log in").click()
-    await tab.wait_for_url(re.compile(rf".*{PAGE}$"))
+    await tab.wait_for_url(re.compile(rf".*{re.escape(next_path)}$"))

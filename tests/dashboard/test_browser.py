@@ -79,8 +79,8 @@ async def test_create_copy_use_reload_and_revoke_a_key(page: Page, dashboard_ser
 
 async def test_keyboard_only_login_and_create_with_visible_focus(page: Page, dashboard_server):
     account = await dashboard_server.arrange(lambda db: create_account(db, "Keys by Keyboard"))
-    await page.goto("/")
-    await expect(page).to_have_url(re.compile(r"/login$"))
+    await page.goto(PAGE)
+    await expect(page).to_have_url(re.compile(r"/login\?next="))
     await page.keyboard.type(account.owner_email)  # the email field has the focus on arrival
     await page.keyboard.press("Tab")
     await page.keyboard.type(account.owner_password)

@@ -21,7 +21,7 @@ from tests.dashboard.support import (
 from tests.helpers import create_account
 from wacrm.accounts.service import SESSION_COOKIE
 from wacrm.dashboard.routes import LOGIN_CSRF_COOKIE
-from wacrm.dashboard.site import safe_next
+from wacrm.dashboard.site import HOME_PATH, safe_next
 from wacrm.models import LoginSession, Role
 
 
@@ -60,7 +60,7 @@ async def test_login_form_logs_in_and_returns_to_next(client, db):
     assert await _sessions(db) == 1
 
     landed = await client.get("/")
-    assert landed.headers["location"] == PAGE
+    assert landed.headers["location"] == HOME_PATH
     again = await client.get("/login", params={"next": PAGE})
     assert (again.status_code, again.headers["location"]) == (303, PAGE)
     page = await client.get(PAGE)
@@ -97,7 +97,7 @@ async def test_next_must_be_a_same_site_dashboard_path(client, db, next_path):
     response = await page_login(
         client, account.owner_email, account.owner_password, next_path=next_path
     )
-    assert (response.status_code, response.headers["location"]) == (303, PAGE)
+    assert (response.status_code, response.headers["location"]) == (303, HOME_PATH)
 
 
 async def test_login_refuses_a_form_without_its_browser_token(client, db):

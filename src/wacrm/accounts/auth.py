@@ -89,6 +89,13 @@ def ensure_manager(member: Member) -> Member:
     return member
 
 
+def ensure_writer(member: Member) -> Member:
+    """Agent, admin or owner, or 403: a viewer reads only."""
+    if not member.role.can_write:
+        raise Forbidden("A viewer can read but not change anything.")
+    return member
+
+
 async def manager(member: Annotated[Member, Depends(current_member)]) -> Member:
     return ensure_manager(member)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.kit.db import UTCDateTime
@@ -67,6 +67,16 @@ async def get(
     return conversation
 
 
+# A conversation's latest activity: its last message, or its start while it has none.
+_LATEST_ACTIVITY = func.coalesce(
+    Conversation.last_message_at, Conversation.created_at, type_=UTCDateTime()
+)
+
+
+def latest_activity(conversation: Conversation) -> datetime:
+    return conversation.last_message_at or conversation.created_at
+
+
 async def list_page(
     session: AsyncSession,
     account_id: uuid.UUID,
@@ -75,15 +85,34 @@ async def list_page(
     *,
     status: ConversationStatus | None = None,
     contact_id: uuid.UUID | None = None,
+    by_activity: bool = False,
 ) -> tuple[list[Conversation], str | None]:
+    """Newest first: by when they started, or (``by_activity``) by their latest message."""
     statement = select(Conversation).where(Conversation.account_id == account_id)
     if status is not None:
         statement = statement.where(Conversation.status == status.value)
     if contact_id is not None:
         statement = statement.where(Conversation.contact_id == contact_id)
-    statement = paginator.apply(statement, Conversation.created_at, Conversation.id, page)
+    moment = _LATEST_ACTIVITY if by_activity else Conversation.created_at
+    statement = paginator.apply(statement, moment, Conversation.id, page)
     rows = (await session.execute(statement)).scalars().all()
-    return paginator.split(rows, page)
+    return paginator.split(rows, page, latest_activity if by_activity else None)
+
+
+async def mark_read(
+    session: AsyncSession, account_id: uuid.UUID, conversation_id: uuid.UUID
+) -> None:
+    """No customer message left unread (a no-op, with no write, when there was none)."""
+    await session.execute(
+        update(Conversation)
+        .where(
+            Conversation.account_id == account_id,
+            Conversation.id == conversation_id,
+            Conversation.unread_count != 0,
+        )
+        .values(unread_count=0)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def list_messages(

@@ -69,10 +69,18 @@ async def list_conversations(
     *,
     status: ConversationStatus | None = None,
     contact_id: uuid.UUID | None = None,
+    by_activity: bool = False,
 ) -> tuple[list[ConversationView], str | None]:
-    """A page of the account's conversations, newest first, each with its contact."""
+    """A page of the account's conversations, each with its contact: the newest first, or
+    (``by_activity``, the inbox) the one with the latest message first."""
     conversations, next_cursor = await repository.list_page(
-        session, account_id, paginator, page, status=status, contact_id=contact_id
+        session,
+        account_id,
+        paginator,
+        page,
+        status=status,
+        contact_id=contact_id,
+        by_activity=by_activity,
     )
     return await _views(session, account_id, conversations), next_cursor
 
@@ -82,6 +90,20 @@ async def get_conversation(
 ) -> ConversationView:
     conversation = await _get_or_404(session, account_id, conversation_id)
     return (await _views(session, account_id, [conversation]))[0]
+
+
+async def conversation_of_contact(
+    session: AsyncSession, account_id: uuid.UUID, contact_id: uuid.UUID
+) -> Conversation | None:
+    """The contact's one conversation, if anyone has written yet."""
+    return await repository.get_by_contact(session, account_id, contact_id)
+
+
+async def mark_read(
+    session: AsyncSession, account_id: uuid.UUID, conversation_id: uuid.UUID
+) -> None:
+    """Someone who can answer has seen the conversation: nothing in it is unread any more."""
+    await repository.mark_read(session, account_id, conversation_id)
 
 
 async def list_messages(

@@ -4,8 +4,9 @@ A handler's signature says what it needs:
 
 - ``PageMember`` / ``PageManager`` for pages (GET): no session → the error handler sends
   the browser to ``/login?next=…``; the wrong role → the 403 page.
-- ``MemberForm`` / ``ManagerForm`` for form posts: the same, plus the body parsed strictly
-  and its ``csrf_token`` field matched against the session's token (403 otherwise).
+- ``MemberForm`` / ``WriterForm`` / ``ManagerForm`` for form posts: the same (any member;
+  agent and up; owner and admin), plus the body parsed strictly and its ``csrf_token``
+  field matched against the session's token (403 otherwise).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from wacrm.accounts.auth import Member, ensure_manager, session_member
+from wacrm.accounts.auth import Member, ensure_manager, ensure_writer, session_member
 from wacrm.dashboard.forms import CSRF_FIELD, PostedForm, parse_form
 from wacrm.kit.db import DbSession
 from wacrm.kit.errors import Forbidden, SessionRequired
@@ -71,5 +72,11 @@ async def manager_form(post: Annotated[FormPost, Depends(member_form)]) -> FormP
     return post
 
 
+async def writer_form(post: Annotated[FormPost, Depends(member_form)]) -> FormPost:
+    ensure_writer(post.member)
+    return post
+
+
 MemberForm = Annotated[FormPost, Depends(member_form)]
+WriterForm = Annotated[FormPost, Depends(writer_form)]
 ManagerForm = Annotated[FormPost, Depends(manager_form)]

@@ -70,6 +70,16 @@ def render(
     return response
 
 
+def render_fragment(
+    request: Request, template: str, *, member: Member, **context: Any
+) -> HTMLResponse:
+    """A piece of a page (no layout, no flash) for a script that refreshes it in place."""
+    page = environment.get_template(template).render(
+        {**context, "request": request, "member": member, "csrf_field": CSRF_FIELD}
+    )
+    return HTMLResponse(page)
+
+
 def _nav(member: Member | None) -> dict[str, list[NavLink]]:
     if member is None:
         return {}

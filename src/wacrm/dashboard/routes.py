@@ -14,12 +14,16 @@ from wacrm.accounts.service import InvalidLogin
 from wacrm.dashboard.api_keys_routes import router as api_keys_router
 from wacrm.dashboard.audit_log_routes import router as audit_log_router
 from wacrm.dashboard.auth import MaybeMember, MemberForm, read_form
+from wacrm.dashboard.contacts_routes import router as contacts_router
 from wacrm.dashboard.forms import CSRF_FIELD, FormErrors, PostedForm
+from wacrm.dashboard.inbox_routes import router as inbox_router
 from wacrm.dashboard.invitations_routes import router as invitations_router
+from wacrm.dashboard.numbers_routes import router as numbers_router
 from wacrm.dashboard.presession import BrowserToken
 from wacrm.dashboard.rendering import flash, redirect
 from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
 from wacrm.dashboard.team_routes import router as team_router
+from wacrm.dashboard.webhooks_routes import router as webhooks_router
 from wacrm.kit.db import DbSession
 from wacrm.kit.errors import AppError
 
@@ -32,6 +36,10 @@ router.include_router(api_keys_router)
 router.include_router(team_router)
 router.include_router(audit_log_router)
 router.include_router(invitations_router)
+router.include_router(inbox_router)
+router.include_router(contacts_router)
+router.include_router(numbers_router)
+router.include_router(webhooks_router)
 
 
 def static_files() -> StaticFiles:

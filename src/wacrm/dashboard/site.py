@@ -10,8 +10,8 @@ from wacrm.models import Role
 
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
-# Where "/" and a fresh login land; the inbox takes over once it exists.
-HOME_PATH = "/settings/api-keys"
+# Where "/" and a fresh login land.
+HOME_PATH = "/inbox"
 STATIC_PATH = "/static"
 # Invitation links: pages for people who have no session yet.
 INVITATIONS_PATH = "/invitations"
@@ -48,8 +48,12 @@ class NavLink:
 
 # Pages join the navigation as they are built (Inbox, Contacts, Team, Audit log, …).
 NAV: list[NavLink] = [
+    NavLink("Inbox", "/inbox", "main"),
+    NavLink("Contacts", "/contacts", "main"),
     NavLink("API keys", "/settings/api-keys", "settings"),
     NavLink("Team", "/settings/team", "settings"),
+    NavLink("WhatsApp numbers", "/settings/numbers", "settings"),
+    NavLink("Webhooks", "/settings/webhooks", "settings", managers_only=True),
     NavLink("Audit log", "/settings/audit-log", "settings", managers_only=True),
 ]
 

@@ -1,5 +1,8 @@
 """Keyset pagination on ``(created_at desc, id desc)`` with opaque, signed cursors.
 
+A list may order by another moment instead of ``created_at`` (the inbox: latest activity),
+given as a column or expression and, for the cursor, the same moment read off a row.
+
 A cursor is bound to the account, the endpoint and the filters it was made for: any
 other use, or any tampering, is a 400 — never a silent restart at page one.
 """
@@ -12,13 +15,13 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from wacrm.kit.clock import as_utc
@@ -69,7 +72,7 @@ class Paginator:
     def apply(
         self,
         statement: Select[Any],
-        created_at: InstrumentedAttribute[datetime],
+        created_at: InstrumentedAttribute[datetime] | ColumnElement[datetime],
         id_column: InstrumentedAttribute[uuid.UUID],
         page: Page,
     ) -> Select[Any]:
@@ -82,13 +85,19 @@ class Paginator:
             )
         return statement.order_by(created_at.desc(), id_column.desc()).limit(page.limit + 1)
 
-    def split(self, rows: Sequence[Row], page: Page) -> tuple[list[Row], str | None]:
-        """The rows of this page, and the cursor of the next one (None at the end)."""
+    def split(
+        self, rows: Sequence[Row], page: Page, moment: Callable[[Row], datetime] | None = None
+    ) -> tuple[list[Row], str | None]:
+        """The rows of this page, and the cursor of the next one (None at the end).
+
+        ``moment`` reads off a row what ``apply`` ordered by (default: its ``created_at``).
+        """
         items = list(rows[: page.limit])
         if len(rows) <= page.limit:
             return items, None
         last = items[-1]
-        return items, self._encode(Position(as_utc(last.created_at), last.id))
+        at = last.created_at if moment is None else moment(last)
+        return items, self._encode(Position(as_utc(at), last.id))
 
     def _signature(self, payload: bytes) -> bytes:
         return hmac.new(self._key, self._binding + b"|" + payload, hashlib.sha256).digest()[:16]

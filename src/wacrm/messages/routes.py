@@ -11,45 +11,13 @@ from wacrm.api_keys.auth import ApiPrincipal, public_router, require_scope
 from wacrm.api_keys.scopes import Scope
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data
-from wacrm.kit.errors import field_error
 from wacrm.kit.openapi import error_responses
-from wacrm.kit.text import text_problem
 from wacrm.messages import service
-from wacrm.messages.content import OutboundContent
 from wacrm.messages.schemas import MessageCreate, MessageOut, MessageSent
 
 router = public_router(tags=["messages"])
 Sender = Annotated[ApiPrincipal, Depends(require_scope(Scope.MESSAGES_SEND))]
 Reader = Annotated[ApiPrincipal, Depends(require_scope(Scope.MESSAGES_READ))]
-
-
-def _content(body: MessageCreate) -> OutboundContent:
-    for name in ("text", "caption", "filename", "media_url"):
-        value = getattr(body, name)
-        if value is not None and (problem := text_problem(value, allow_newlines=True)):
-            raise field_error(name, problem)
-    if body.type == "text":
-        if body.text is None:
-            raise field_error("text", "is required for type text")
-        return OutboundContent(type="text", text=body.text)
-    if body.type == "template":
-        if body.template is None:
-            raise field_error("template", "is required for type template")
-        params = tuple(body.template.params or ())
-        for value in (body.template.name, body.template.language, *params):
-            if problem := text_problem(value, allow_newlines=True):
-                raise field_error("template", problem)
-        return OutboundContent(
-            type="template",
-            template_name=body.template.name,
-            template_language=body.template.language,
-            template_params=params,
-        )
-    if body.media_url is None:
-        raise field_error("media_url", f"is required for type {body.type}")
-    return OutboundContent(
-        type=body.type, media_url=body.media_url, caption=body.caption, filename=body.filename
-    )
 
 
 @router.post(
@@ -74,7 +42,7 @@ async def send_message(
         request.app.state.whatsapp,
         account_id=principal.account_id,
         to=body.to,
-        content=_content(body),
+        content=body.content(),
         channel_id=body.channel_id,
         reply_to_message_id=body.reply_to_message_id,
     )

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wacrm.kit.errors import field_error
+from wacrm.kit.text import text_problem
+from wacrm.messages.content import OutboundContent
 from wacrm.models import Message, MessageStatusUpdate
 
 MessageType = Literal["text", "template", "image", "video", "document", "audio"]
@@ -39,6 +42,35 @@ class MessageCreate(BaseModel):
     channel_id: uuid.UUID | None = Field(
         None, description="Send from this number; default: the conversation's, else the default"
     )
+
+    def content(self) -> OutboundContent:
+        """What to send, checked field by field (a 400 names the field)."""
+        for name in ("text", "caption", "filename", "media_url"):
+            value = getattr(self, name)
+            if value is not None and (problem := text_problem(value, allow_newlines=True)):
+                raise field_error(name, problem)
+        if self.type == "text":
+            if self.text is None:
+                raise field_error("text", "is required for type text")
+            return OutboundContent(type="text", text=self.text)
+        if self.type == "template":
+            if self.template is None:
+                raise field_error("template", "is required for type template")
+            params = tuple(self.template.params or ())
+            for value in (self.template.name, self.template.language, *params):
+                if problem := text_problem(value, allow_newlines=True):
+                    raise field_error("template", problem)
+            return OutboundContent(
+                type="template",
+                template_name=self.template.name,
+                template_language=self.template.language,
+                template_params=params,
+            )
+        if self.media_url is None:
+            raise field_error("media_url", f"is required for type {self.type}")
+        return OutboundContent(
+            type=self.type, media_url=self.media_url, caption=self.caption, filename=self.filename
+        )
 
 
 class MessageSent(BaseModel):

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wacrm.channels.service import resolve_channel
+from wacrm.channels.service import credentials, resolve_channel
 from wacrm.contacts import repository as contacts_repository
 from wacrm.conversations import repository as conversations_repository
 from wacrm.conversations.threads import open_thread
@@ -21,6 +21,7 @@ from wacrm.messages.sending import dispatch, message_row
 from wacrm.models import Message, MessageStatus, MessageStatusUpdate
 from wacrm.settings import Settings
 from wacrm.whatsapp.client import CloudApiClient
+from wacrm.whatsapp.templates import ApprovedTemplate
 
 SERVICE_WINDOW = timedelta(hours=24)
 
@@ -35,6 +36,9 @@ class OutsideServiceWindow(AppError):
 
 class MetaRejected(AppError):
     status, code = 502, "meta_error"
+
+
+NOT_CONFIGURED = "No WhatsApp number is connected to this account."
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ async def send_message(
     chosen = channel_id or (conversation.channel_id if conversation else None)
     channel = await resolve_channel(session, account_id, chosen)
     if channel is None:
-        raise WhatsAppNotConfigured("No WhatsApp number is connected to this account.")
+        raise WhatsAppNotConfigured(NOT_CONFIGURED)
     if content.is_free_form:
         last_inbound = conversation.last_inbound_at if conversation else None
         if last_inbound is None or utcnow() - last_inbound > SERVICE_WINDOW:
@@ -131,3 +135,19 @@ async def read_message(
     if message is None:
         raise NotFound("Message")
     return message, await repository.status_history(session, account_id, message_id)
+
+
+async def approved_templates(
+    session: AsyncSession,
+    settings: Settings,
+    client: CloudApiClient,
+    *,
+    account_id: uuid.UUID,
+    channel_id: uuid.UUID | None,
+) -> list[ApprovedTemplate]:
+    """The templates a number (the named one, else the default) can send outside the 24 h
+    window, as Meta (or the sandbox) lists them. Raises ``MetaError`` when it cannot."""
+    channel = await resolve_channel(session, account_id, channel_id)
+    if channel is None:
+        raise WhatsAppNotConfigured(NOT_CONFIGURED)
+    return await client.approved_templates(credentials(settings, channel))

@@ -24,6 +24,11 @@ class Role(StrEnum):
         """Owner and admin manage keys, team, numbers and webhooks."""
         return self in (Role.OWNER, Role.ADMIN)
 
+    @property
+    def can_write(self) -> bool:
+        """Everyone but a viewer answers customers and changes contacts."""
+        return self is not Role.VIEWER
+
 
 class Account(Base):
     __tablename__ = "accounts"

@@ -29,7 +29,7 @@ router = public_router(tags=["webhooks"])
 WebhooksManage = Annotated[ApiPrincipal, Depends(require_scope(Scope.WEBHOOKS_MANAGE))]
 
 
-def _resolver(request: Request) -> Resolver | None:
+def webhook_resolver(request: Request) -> Resolver | None:
     """Tests swap DNS for a fake; production resolves with the event loop's getaddrinfo."""
     return getattr(request.app.state, "webhook_resolver", None)
 
@@ -59,7 +59,7 @@ async def create_webhook(
         events=body.events,
         description=body.description,
         is_active=body.is_active,
-        resolver=_resolver(request),
+        resolver=webhook_resolver(request),
     )
     return Data(data=WebhookSecret(webhook=WebhookOut.of(endpoint), secret=secret))
 
@@ -117,7 +117,7 @@ async def update_webhook(
         principal.account_id,
         webhook_id,
         body.model_dump(exclude_unset=True),
-        resolver=_resolver(request),
+        resolver=webhook_resolver(request),
     )
     return Data(data=WebhookOut.of(endpoint))
 

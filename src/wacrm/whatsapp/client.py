@@ -21,8 +21,12 @@ import httpx
 from wacrm import __version__
 from wacrm.channels.service import ChannelCredentials
 from wacrm.settings import Settings
+from wacrm.whatsapp.templates import ApprovedTemplate, approved_templates
 
 logger = logging.getLogger(__name__)
+
+# A page waits for the template list: a slow Graph API must not hang it for long.
+TEMPLATES_TIMEOUT_SECONDS = 5.0
 
 # 2: service temporarily down; 4: app call-rate limit; 80007: WABA rate limit;
 # 130429: number throughput; 131056: too many messages to one customer.
@@ -178,6 +182,28 @@ class CloudApiClient:
             error.code,
         )
         raise error
+
+    async def approved_templates(self, creds: ChannelCredentials) -> list[ApprovedTemplate]:
+        """The approved templates of the number's business account (its first 200).
+
+        Raises ``MetaError`` when the list cannot be had (refused, unreachable, timed out).
+        """
+        if not creds.waba_id:
+            raise MetaError("No WhatsApp Business Account id is set for this number.")
+        url = f"{creds.base_url.rstrip('/')}/{self._version}/{creds.waba_id}/message_templates"
+        params = {"status": "APPROVED", "fields": "name,language,status,category,components"}
+        try:
+            response = await self._http.get(
+                url,
+                params={**params, "limit": "200"},
+                headers={"Authorization": f"Bearer {creds.access_token}"},
+                timeout=TEMPLATES_TIMEOUT_SECONDS,
+            )
+        except httpx.HTTPError as exc:
+            raise MetaError(f"Cloud API unreachable: {type(exc).__name__}", not_sent=True) from exc
+        if not response.is_success:
+            raise _refusal(response)
+        return approved_templates(_json(response))
 
 
 def _json(response: httpx.Response) -> Any:

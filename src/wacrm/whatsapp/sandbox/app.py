@@ -78,6 +78,11 @@ def create_sandbox_app(
         # A dependency: checked before the body is read or validated.
         sandbox.check_token(request.headers.get("authorization"))
 
+    @app.get("/{version}/{waba_id}/message_templates", dependencies=[Depends(sandbox_token)])
+    async def message_templates(version: str, waba_id: str) -> dict[str, Any]:
+        """Meta's template list of a business account (every sandbox number shares one)."""
+        return sandbox.message_templates()
+
     @app.post("/inbound", response_model=InboundAnswer, dependencies=[Depends(sandbox_token)])
     async def customer_writes(message: InboundMessage) -> InboundAnswer:
         """Simulate a customer writing in: opens the 24 h window and posts the signed webhook.

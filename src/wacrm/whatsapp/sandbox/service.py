@@ -87,6 +87,11 @@ class Sandbox:
             "messages": [message],
         }
 
+    def message_templates(self) -> dict[str, Any]:
+        """Meta's ``message_templates`` answer: the approved list (the caller checked the token)."""
+        templates = self.templates.all()
+        return {"data": [t.as_meta_json(n) for n, t in enumerate(templates, start=1)]}
+
     def check_token(self, authorization: str | None) -> None:
         scheme, _, token = (authorization or "").partition(" ")
         expected = self.settings.sandbox_access_token.encode()

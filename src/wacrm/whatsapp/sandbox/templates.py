@@ -27,6 +27,19 @@ class SandboxTemplate:
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def as_meta_json(self, template_id: int) -> dict[str, Any]:
+        """As Meta lists it under ``message_templates``; a body the file left out is made of
+        its placeholders, so readers count the same parameters."""
+        placeholders = " ".join(f"{{{{{n}}}}}" for n in range(1, self.body_parameters + 1))
+        return {
+            "name": self.name,
+            "language": self.language,
+            "status": "APPROVED",
+            "category": self.category.upper(),
+            "components": [{"type": "BODY", "text": self.body or placeholders}],
+            "id": str(template_id),
+        }
+
 
 DEFAULT_TEMPLATES: tuple[SandboxTemplate, ...] = (
     SandboxTemplate("hello_world", "en_US", 0, "utility", "Hello World"),
