@@ -22,6 +22,7 @@ from tests.dashboard.team_support import (
 )
 from tests.helpers import create_account, create_member
 from wacrm.accounts.service import SESSION_COOKIE
+from wacrm.dashboard.site import HOME_PATH
 from wacrm.kit.clock import utcnow
 from wacrm.models import Invitation, Role
 
@@ -175,9 +176,9 @@ async def test_a_new_person_joins_with_a_name_and_password_and_lands_logged_in(c
         assert "Join Joinable Co" in text and "as agent" in text and "newbie@example.com" in text
         assert form.headers["cache-control"] == "no-store"
         joined = await accept_as_new(newcomer, link, name="  Nina Newbie ")
-        assert (joined.status_code, joined.headers["location"]) == (303, "/settings/api-keys")
+        assert (joined.status_code, joined.headers["location"]) == (303, HOME_PATH)
         assert newcomer.cookies.get(SESSION_COOKIE)
-        landed = await newcomer.get("/settings/api-keys")
+        landed = await newcomer.get(HOME_PATH)
         assert "Welcome to Joinable Co. You joined as agent." in text_of(landed.text)
         session = (await newcomer.get("/api/auth/session")).json()["data"]
         assert (session["email"], session["role"]) == ("newbie@example.com", "agent")

@@ -9,6 +9,7 @@ from playwright.async_api import Page, expect
 
 from tests.dashboard.support import log_in, screenshot
 from tests.helpers import create_account, create_member
+from wacrm.dashboard.site import HOME_PATH
 from wacrm.models import Role
 
 pytestmark = [
@@ -70,12 +71,14 @@ async def test_invite_then_join_from_a_fresh_browser_with_the_invited_role(
         await newcomer.get_by_label("Password again").fill("browser-password-1")
         await newcomer.get_by_role("button", name="Join Invite Co").click()
 
-        await newcomer.wait_for_url(re.compile(r"/settings/api-keys$"))
+        await newcomer.wait_for_url(re.compile(rf"{HOME_PATH}$"))
         await expect(newcomer.get_by_role("status")).to_contain_text("You joined as viewer.")
         topbar = newcomer.locator(".topbar")
         await expect(topbar).to_contain_text("Invite Co")
         await expect(topbar).to_contain_text("Browser Invitee")
         await expect(topbar.locator(".role")).to_have_text("viewer")
+        await newcomer.goto(f"{dashboard_server.url}/settings/api-keys")
+        await expect(newcomer.get_by_role("heading", name="API keys", exact=True)).to_be_visible()
         await expect(newcomer.get_by_role("button", name="Create key")).to_have_count(0)
         await screenshot(newcomer, "team-joined-as-viewer")
 
