@@ -43,6 +43,7 @@ from _harness import (
 )
 
 DEFAULT_THROTTLE = 80.0
+SANDBOX_TOKEN = "bench-sandbox-token"
 LATEST = "(SELECT id FROM broadcasts ORDER BY created_at DESC LIMIT 1)"
 DURATION = (
     "SELECT extract(epoch FROM completed_at - started_at) FROM broadcasts "
@@ -67,11 +68,22 @@ class Drained:
     seconds: float
     sent: int
     complete: bool
+    duplicates: int = 0  # sends the sandbox accepted beyond one per recipient
 
     @property
     def rate(self) -> float:
         """Recipients per second; of a run cut short, those sent so far."""
         return (self.recipients if self.complete else self.sent) / self.seconds
+
+
+def sandbox_sends(port: int) -> dict[str, int]:
+    """What the sandbox accepted, per recipient (Meta's wa_id): the ground truth of sends."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/sandbox/sends",
+        headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return dict(json.load(response)["data"]["by_recipient"])
 
 
 def create_broadcast(port: int, key: str, recipients: int, exchange: int) -> int:
@@ -104,6 +116,7 @@ async def drain_all(
             WACRM_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
             WACRM_SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{sink_port}/",
             WACRM_SANDBOX_MESSAGES_PER_SECOND="100000",
+            WACRM_SANDBOX_ACCESS_TOKEN=SANDBOX_TOKEN,
         )
         progress("migrating the bench database")
         subprocess.run([WACRM, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -115,10 +128,17 @@ async def drain_all(
         try:
             with server(env, port):
                 secret = str(key["plaintext"])
-                return [
+                drained = [
                     await drain(url, port, secret, env, run, recipients, n, max_seconds)
                     for n, run in enumerate(runs)
                 ]
+                accepted = sandbox_sends(port)
+                for n, run_drained in enumerate(drained):
+                    prefix = f"1415{555 + n}"
+                    run_drained.duplicates = sum(
+                        count - 1 for wa_id, count in accepted.items() if wa_id.startswith(prefix)
+                    )
+                return drained
         finally:
             sink.close()
 
@@ -196,7 +216,8 @@ def main() -> None:
         print(
             f"throttle {run.throttle:>6g}/s, {run.workers} worker{'s' if run.workers > 1 else ' '}:"
             f" {run.recipients:,} recipients in {run.seconds:.2f} s = {run.rate:,.1f}/s"
-            f" ({run.sent:,} sent{'' if run.complete else '; cut short'})"
+            f" ({run.sent:,} sent{'' if run.complete else '; cut short'};"
+            f" {run.duplicates} duplicate sends)"
         )
         name = f"broadcast: throttle {run.throttle:g}/s, {run.workers} worker(s)"
         if not run.complete:
@@ -206,12 +227,17 @@ def main() -> None:
             ok = 0.9 * run.throttle <= run.rate <= 1.05 * run.throttle
             figures.append(Figure(name, run.rate, "recipients/s", "72-84 (the throttle)", ok))
         else:
-            ok = run.rate > 1.5 * DEFAULT_THROTTLE
-            figures.append(Figure(name, run.rate, "recipients/s", "> 120 (headroom)", ok))
+            # The issue's target: at a configured rate, at least 90 % of it.
+            ok = run.rate >= 0.9 * run.throttle
+            target = f">= {0.9 * run.throttle:g} (90 % of the throttle)"
+            figures.append(Figure(name, run.rate, "recipients/s", target, ok))
+        figures.append(
+            Figure(f"{name}: duplicate sends", run.duplicates, "", "0", run.duplicates == 0)
+        )
         if run.complete and run.sent != run.recipients:
             figures.append(Figure(f"{name}: not sent", run.recipients - run.sent, "", "0", False))
     print("target: the per-number throttle is the limit (80/s by default, one worker or two);")
-    print("with it raised, the pipeline has room above it.")
+    print("raised to 1,000/s, at least 90 % of it; never a recipient sent twice.")
     report("broadcasts", figures)
 
 
