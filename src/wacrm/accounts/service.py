@@ -111,7 +111,13 @@ async def create_user(
     password = password or generate_password()
     user = User(email=email, name=name, password_hash=hash_password(password))
     session.add(user)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        # Created by a concurrent request after the check above (e.g. one invitation link
+        # accepted twice at once): the same answer as the check's, not a 500.
+        raise Conflict(f"A user with email {email} already exists.") from None
     return user, password
 
 
