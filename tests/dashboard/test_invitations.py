@@ -97,6 +97,8 @@ BAD_INVITES = [
     ({"email": "a@example.com, b@example.com"}, "Email: enter an address like"),
     ({"email": "nul\x00@example.com"}, "Email: enter an address like"),
     ({"email": "x" * 65 + "@example.com"}, "Email: enter an address like"),
+    ({"email": "\u202emoc.elpmaxe@example.com"}, "Email: enter an address like"),
+    ({"email": "ad\u200bmin@example.com"}, "Email: enter an address like"),
     ({"email": "a@" + "b" * 320 + ".com"}, "Email: enter an address like"),
     ({"role": "owner"}, "Role: ownership is not given this way"),
     ({"role": "Owner"}, "Role: ownership is not given this way"),

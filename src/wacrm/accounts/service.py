@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -93,6 +94,9 @@ def normalise_email(email: str) -> str:
         or not all(labels)
         or text_problem(email)
         or any(ch.isspace() or ch in _NOT_IN_ADDRESSES for ch in email)
+        # Invisible format characters (bidi overrides, zero-width spaces) would make an
+        # address in the roster and the audit log read as another one.
+        or any(unicodedata.category(ch) == "Cf" for ch in email)
     ):
         raise BadRequest(
             "Invalid email address.",
@@ -111,7 +115,13 @@ async def create_user(
     password = password or generate_password()
     user = User(email=email, name=name, password_hash=hash_password(password))
     session.add(user)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        # Created by a concurrent request after the check above (e.g. one invitation link
+        # accepted twice at once): the same answer as the check's, not a 500.
+        raise Conflict(f"A user with email {email} already exists.") from None
     return user, password
 
 

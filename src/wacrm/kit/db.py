@@ -68,7 +68,9 @@ class Database:
         self.url = url
         # No pre-ping: it costs a round trip per request. After a database restart the
         # first failing connection invalidates the whole pool, so only in-flight work errs.
-        options: dict[str, Any] = {"echo": echo}
+        # hide_parameters: a failed statement's error (logged with its traceback) would
+        # otherwise carry its values: password and key hashes, CSRF tokens, messages.
+        options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if url.startswith("sqlite"):
             options["connect_args"] = {"timeout": 30}
         else:
