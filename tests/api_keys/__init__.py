@@ -60,6 +60,7 @@ async def create_via_api(client: httpx.AsyncClient, person: Person, **body: Any)
     body.setdefault("name", "n8n prod")
     response = await client.post(KEYS_URL, json=body, headers=person.csrf)
     assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"  # shown once: never cached
     data: dict[str, Any] = response.json()["data"]
     return data
 

@@ -52,6 +52,7 @@ async def test_a_roll_without_grace_replaces_the_key_at_once(client, db):
     response = await client.post(f"{KEYS_URL}/{old['key']['id']}/roll", headers=owner.csrf)
 
     assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"
     data = response.json()["data"]
     new = data["plaintext"]
     assert new.startswith("wacrm_live_") and new != old["plaintext"]

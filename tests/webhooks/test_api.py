@@ -44,6 +44,7 @@ async def test_create_shows_the_secret_once_and_stores_it_encrypted(client, db, 
         },
     )
     assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"  # a secret: no cache keeps it
     data = response.json()["data"]
     secret, webhook = data["secret"], data["webhook"]
     assert secret.startswith("whsec_") and len(secret) == 38
@@ -197,6 +198,7 @@ async def test_rotate_delete_and_idempotency_never_stores_a_secret(client, db, a
         json={"url": "https://example.com/h", "events": ["contact.created"]},
     )
     assert replay.headers.get("Idempotent-Replayed") == "true", replay.text
+    assert replay.headers["cache-control"] == "no-store"
     assert replay.json()["data"]["webhook"]["id"] == webhook_id  # one endpoint, not two
     assert replay.json()["data"]["secret"] == first  # the creation's answer, replayed
     rotate_headers = {**key.headers, "Idempotency-Key": "rotate-1"}
@@ -204,6 +206,7 @@ async def test_rotate_delete_and_idempotency_never_stores_a_secret(client, db, a
         f"/api/v1/webhooks/{webhook_id}/rotate-secret", headers=rotate_headers
     )
     assert rotated.status_code == 200
+    assert rotated.headers["cache-control"] == "no-store"
     second = rotated.json()["data"]["secret"]
     assert second != first and second.startswith("whsec_")
     [row] = await _stored(db)

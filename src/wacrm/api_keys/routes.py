@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from wacrm.accounts.auth import AccountManager, CurrentMember
 from wacrm.api_keys import service
@@ -23,6 +23,7 @@ from wacrm.api_keys.scopes import Scope
 from wacrm.kit.clock import utcnow
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data
+from wacrm.kit.http import no_store
 from wacrm.kit.openapi import error_responses
 
 session_router = APIRouter(prefix="/api/account/api-keys", tags=["session: api keys"])
@@ -42,6 +43,7 @@ async def list_keys(member: CurrentMember, session: DbSession) -> Data[list[ApiK
     status_code=201,
     response_model=Data[ApiKeyCreated],
     responses=error_responses(401, 403),
+    dependencies=[Depends(no_store)],
 )
 async def create_key(
     body: ApiKeyCreate, member: AccountManager, session: DbSession
@@ -79,6 +81,7 @@ async def revoke_key(
     status_code=201,
     response_model=Data[ApiKeyRolled],
     responses=error_responses(401, 403, 404, 409),
+    dependencies=[Depends(no_store)],
 )
 async def roll_key(
     key_id: uuid.UUID, member: AccountManager, session: DbSession, body: ApiKeyRoll | None = None

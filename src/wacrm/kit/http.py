@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Message
 
 
@@ -21,3 +22,8 @@ def add_missing_headers(message: Message, headers: Mapping[str, str]) -> None:
         if name.lower().encode() not in present:
             current.append((name.lower().encode(), value.encode()))
     message["headers"] = current
+
+
+async def no_store(response: Response) -> None:
+    """A route dependency for answers that show a secret once: no cache keeps a copy."""
+    response.headers["Cache-Control"] = "no-store"

@@ -104,7 +104,8 @@ async def _begin(
                     content=_open(secret_key, existing.response_body),
                     status_code=existing.response_status,
                     media_type="application/json",
-                    headers={"Idempotent-Replayed": "true"},
+                    # The stored answer may show a secret once (a webhook's): never cached.
+                    headers={"Idempotent-Replayed": "true", "Cache-Control": "no-store"},
                 )
             session.add(
                 IdempotencyRecord(

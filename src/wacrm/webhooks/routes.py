@@ -11,6 +11,7 @@ from wacrm.api_keys.auth import ApiPrincipal, public_router, require_scope
 from wacrm.api_keys.scopes import Scope
 from wacrm.kit.db import DbSession
 from wacrm.kit.envelope import Data, ListOf, PageMeta
+from wacrm.kit.http import no_store
 from wacrm.kit.openapi import error_responses
 from wacrm.kit.pagination import Cursor, Limit, paginator
 from wacrm.models.webhooks import DeliveryStatus
@@ -39,6 +40,7 @@ def webhook_resolver(request: Request) -> Resolver | None:
     status_code=201,
     response_model=Data[WebhookSecret],
     responses=error_responses(401, 403, 409),
+    dependencies=[Depends(no_store)],
 )
 async def create_webhook(
     body: WebhookCreate, principal: WebhooksManage, session: DbSession, request: Request
@@ -48,8 +50,7 @@ async def create_webhook(
     The URL must be `https://` and its host must resolve to public addresses only (checked
     now and again before every delivery); a URL that is refused stores nothing (400).
 
-    `Idempotency-Key` is not honoured here: the response holds a secret that wacrm never
-    stores in plaintext, so it could not be replayed.
+    With `Idempotency-Key`, a retry gets the same answer (stored encrypted for 24 h).
     """
     endpoint, secret = await service.create_endpoint(
         session,
@@ -157,6 +158,7 @@ async def test_webhook(
     "/webhooks/{webhook_id}/rotate-secret",
     response_model=Data[WebhookSecret],
     responses=error_responses(401, 403, 404),
+    dependencies=[Depends(no_store)],
 )
 async def rotate_webhook_secret(
     webhook_id: uuid.UUID, principal: WebhooksManage, session: DbSession, request: Request
@@ -164,8 +166,7 @@ async def rotate_webhook_secret(
     """Replace the signing secret; the new one is **shown this once** and signs every attempt
     from now on (the old one stops at once).
 
-    `Idempotency-Key` is not honoured here: the response holds a secret that wacrm never
-    stores in plaintext, so it could not be replayed.
+    With `Idempotency-Key`, a retry gets the same answer (stored encrypted for 24 h).
     """
     endpoint, secret = await service.rotate_secret(
         session, request.app.state.settings, principal.account_id, webhook_id
