@@ -10,7 +10,6 @@ Outcomes of ``send``:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from wacrm import __version__
 from wacrm.channels.service import ChannelCredentials
 from wacrm.settings import Settings
 from wacrm.whatsapp.templates import ApprovedTemplate, approved_templates
+from wacrm.whatsapp.throttle import number_throttle
 
 logger = logging.getLogger(__name__)
 
@@ -99,25 +99,6 @@ class MetaOutcomeUnknown(CloudApiError):
     """The request may have been delivered to Meta; whether the message was sent is unknown."""
 
 
-class _NumberThrottle:
-    """Spaces sends from one number at least 1/rate apart, so the rate is never exceeded.
-
-    No burst allowance: a burst of 80 in the same millisecond followed by a refill
-    would be 160 in one second as Meta counts it.
-    """
-
-    def __init__(self, per_second: float) -> None:
-        self._interval = 1.0 / per_second
-        self._next_at: dict[str, float] = {}
-
-    async def wait(self, phone_number_id: str) -> None:
-        now = asyncio.get_running_loop().time()
-        slot = max(now, self._next_at.get(phone_number_id, now))
-        self._next_at[phone_number_id] = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
 # An idle connection is dropped well before a server would close it (uvicorn, serving the
 # sandbox, closes after 5 s; httpx's default is also 5 s). Reusing one the server closes at
 # that moment fails after the request went out: a send of unknown outcome, never retried.
@@ -131,7 +112,7 @@ class CloudApiClient:
         self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._version = settings.graph_api_version
-        self._throttle = _NumberThrottle(settings.whatsapp_messages_per_second)
+        self._throttle = number_throttle(settings.whatsapp_messages_per_second, settings.redis_url)
         self._http = httpx.AsyncClient(
             timeout=settings.whatsapp_timeout_seconds,
             follow_redirects=False,
@@ -147,6 +128,7 @@ class CloudApiClient:
     async def aclose(self) -> None:
         """Close the connection pool (on shutdown)."""
         await self._http.aclose()
+        await self._throttle.aclose()
 
     def messages_url(self, creds: ChannelCredentials) -> str:
         return f"{creds.base_url.rstrip('/')}/{self._version}/{creds.phone_number_id}/messages"

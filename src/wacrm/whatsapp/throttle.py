@@ -1,0 +1,90 @@
+"""The per-number send throttle: sends from one number spaced at least 1/rate apart.
+
+Meta counts messages per number, whichever process sends them. With ``WACRM_REDIS_URL``
+the slots are handed out by Redis, so every worker process shares one rate per number;
+without it (or while Redis is unreachable, with a warning) each process spaces its own
+sends, and N worker processes may send up to N times the rate (Meta answers the excess
+with 130429, which is retried later, never failed).
+
+No burst allowance: a burst of 80 in the same millisecond followed by a refill would be
+160 in one second as Meta counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.asyncio import Redis
+
+logger = logging.getLogger(__name__)
+
+SHARED_RETRY_SECONDS = 5.0
+KEY_PREFIX = "wacrm:send-slot:"
+# Redis's own clock, so processes with skewed clocks agree. Returns microseconds to wait.
+_RESERVE_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local taken = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot = math.max(now, taken)
+redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[1])), 'PX', 60000)
+return slot - now
+"""
+
+
+class LocalThrottle:
+    """Spaces one process's sends per number."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next_at: dict[str, float] = {}
+
+    async def wait(self, phone_number_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next_at.get(phone_number_id, now))
+        self._next_at[phone_number_id] = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class SharedThrottle:
+    """Spaces every process's sends per number through Redis; in-process while it's down."""
+
+    def __init__(self, per_second: float, redis_url: str) -> None:
+        self._interval_us = max(1, round(1_000_000 / per_second))
+        self._redis = Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._reserve = self._redis.register_script(_RESERVE_SLOT)
+        self._fallback = LocalThrottle(per_second)
+        self._retry_shared_at = 0.0
+        self._degraded = False
+
+    async def wait(self, phone_number_id: str) -> None:
+        if time.monotonic() < self._retry_shared_at:
+            await self._fallback.wait(phone_number_id)
+            return
+        try:
+            wait_us = await self._reserve(keys=[KEY_PREFIX + phone_number_id],
+                                          args=[self._interval_us])  # fmt: skip
+        except Exception as exc:  # Redis down must not stop sending
+            if not self._degraded:
+                logger.warning("the send throttle falls back to in-process spacing: %s", exc)
+            self._degraded = True
+            self._retry_shared_at = time.monotonic() + SHARED_RETRY_SECONDS
+            await self._fallback.wait(phone_number_id)
+            return
+        if self._degraded:
+            logger.warning("the send throttle is shared through Redis again")
+            self._degraded = False
+        if int(wait_us) > 0:
+            await asyncio.sleep(int(wait_us) / 1_000_000)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def number_throttle(per_second: float, redis_url: str | None) -> LocalThrottle | SharedThrottle:
+    return SharedThrottle(per_second, redis_url) if redis_url else LocalThrottle(per_second)
