@@ -334,6 +334,28 @@ def test_more_bad_input_changes_nothing(cli, in_process):
     assert after == before
 
 
+def test_accounts_list_shows_each_account_with_its_id_and_owner(cli, in_process):
+    result = in_process("accounts", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    accounts = json.loads(result.stdout)["accounts"]
+    assert set(json.loads(result.stdout)) == {"accounts"}
+    (acme,) = [a for a in accounts if a["id"] == cli.facts["account_id"]]
+    assert set(acme) == {"id", "name", "owner_email", "created_at"}
+    assert acme["name"] == "Acme Ltd" and acme["owner_email"] == "owner@example.com"
+    moment = datetime.fromisoformat(acme["created_at"])
+    assert moment.utcoffset() == timedelta(0)
+    assert abs(moment - utcnow()) < timedelta(hours=1)
+    password = cli.facts["account"]["owner"]["password"]
+    assert password not in result.stdout and not HEX64.search(result.stdout)
+
+    text = in_process("accounts", "list")
+    assert text.returncode == 0, text.stderr
+    (line,) = [line for line in text.stdout.splitlines() if cli.facts["account_id"] in line]
+    assert line.startswith(cli.facts["account_id"])
+    assert "owner@example.com" in line and line.endswith("Acme Ltd")
+    assert password not in text.stdout
+
+
 def test_keys_list_shows_the_roster_without_secrets(cli, in_process):
     result = in_process("keys", "list", "--account", cli.facts["account_id"], "--json")
     assert result.returncode == 0, result.stderr
@@ -445,6 +467,34 @@ async def test_demo_creates_its_account_and_key_once(tmp_path):
                 assert await session.scalar(select(func.count()).select_from(Account)) == 1
                 assert await session.scalar(select(func.count()).select_from(ApiKey)) == 1
             await application.state.database.dispose()
+
+
+async def test_lost_demo_credentials_are_found_again_step_by_step(tmp_path):
+    """The README's "Lost them?" passage: the account id, a new key, the phone_number_id."""
+    with scratch_database(tmp_path) as url:
+        with ThreadPoolExecutor(1) as thread:  # Alembic runs its own event loop
+            thread.submit(migrate, url).result()
+        runner = Cli(url, tmp_path)
+        empty = runner.run("accounts", "list")
+        assert "No accounts yet" in empty.stdout
+        banner = runner.run("demo").stdout
+        shown = re.search(r"Account: Demo Co \(id ([0-9a-f-]{36})\)", banner)
+        assert shown, banner
+        again = runner.run("demo").stdout
+        assert "wacrm accounts list" in again
+
+        (listed,) = runner.json("accounts", "list")["accounts"]
+        account_id = listed["id"]
+        assert account_id == shown.group(1)
+        assert listed["name"] == "Demo Co" and listed["owner_email"] == "demo@example.com"
+        key, channels = runner.run_many(
+            ("keys", "create", "--account", account_id, "--name", "again", "--json"),
+            ("channels", "list", "--account", account_id, "--json"),
+        )
+        assert key.returncode == 0 and channels.returncode == 0, (key.stderr, channels.stderr)
+        (channel,) = json.loads(channels.stdout)["channels"]
+        assert f"phone_number_id {channel['phone_number_id']}" in banner
+        assert (await _me(runner, json.loads(key.stdout)["plaintext"])).status_code == 200
 
 
 def _in_process_demo(runner: Cli) -> Any:

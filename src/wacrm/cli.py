@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.accounts import repository as accounts_repository
 from wacrm.accounts import service as accounts_service
+from wacrm.accounts.schemas import AccountOut
 from wacrm.api_keys import service as keys_service
 from wacrm.api_keys.schemas import ApiKeyOut
 from wacrm.api_keys.scopes import ALL_SCOPES
@@ -143,6 +144,22 @@ def accounts_create(
         typer.echo(f"owner   {created.owner.email}  password: {created.password}  (shown once)")
 
 
+@accounts_app.command("list")
+def accounts_list(as_json: JsonFlag = False) -> None:
+    """Every account with its id, owner and creation time (the id other commands take)."""
+    rows = in_transaction(accounts_repository.list_accounts)
+    accounts = [AccountOut.of_row(row).model_dump(mode="json") for row in rows]
+    if as_json:
+        print_json({"accounts": accounts})
+        return
+    if not accounts:
+        typer.echo("No accounts yet: `wacrm accounts create` or `wacrm demo` makes one.")
+    for account in accounts:
+        created = account["created_at"][:16].replace("T", " ")
+        owner = account["owner_email"] or "(no owner)"
+        typer.echo(f"{account['id']}  {created}  {owner}  {account['name']}")
+
+
 @accounts_app.command("add-member")
 def accounts_add_member(
     account: Annotated[uuid.UUID, typer.Option(help="Account id")],
@@ -265,6 +282,7 @@ def demo(as_json: JsonFlag = False) -> None:
         return
     if payload is None:
         typer.echo("Accounts already exist; the demo credentials were printed on first start.")
+        typer.echo("Account ids: wacrm accounts list")
         typer.echo("New key: wacrm keys create --account <id> --name <name> --scope <scope>")
         typer.echo("Numbers (phone_number_id): wacrm channels list --account <id>")
         return
@@ -273,6 +291,7 @@ def demo(as_json: JsonFlag = False) -> None:
             [
                 "",
                 "  Demo account created. These are shown once: save them now.",
+                f"  Account: {payload['account']['name']} (id {payload['account']['id']})",
                 f"  Dashboard login: {payload['owner']['email']} / {payload['owner']['password']}",
                 f"  API key (all scopes): {payload['plaintext']}",
                 f"  Try: curl -H 'Authorization: Bearer {payload['plaintext']}' "

@@ -189,6 +189,25 @@ async def _agent_with_open_window(client, db, settings, *, window_open: bool = T
     return person, conversation
 
 
+@pytest.mark.parametrize("window_open", [True, False])
+async def test_the_window_banner_tells_a_viewer_they_read_only(
+    client, db, app, settings, window_open
+):
+    person, conversation = await _agent_with_open_window(
+        client, db, settings, window_open=window_open
+    )
+    as_agent = text_of((await client.get(f"/inbox/{conversation.id}")).text)
+    async with another_client(app) as viewer:
+        await log_in_as(viewer, db, Role.VIEWER, person.account)
+        as_viewer = text_of((await viewer.get(f"/inbox/{conversation.id}")).text)
+
+    free, template_only = "you can reply freely", "WhatsApp allows only an approved template"
+    assert (free in as_agent, template_only in as_agent) == (window_open, not window_open)
+    assert "read this conversation only" not in as_agent
+    assert "You can read this conversation only: a viewer cannot reply." in as_viewer
+    assert free not in as_viewer and template_only not in as_viewer
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import httpx
@@ -243,3 +244,29 @@ async def test_static_files_are_served_from_the_package(client):
     assert script.status_code == 200
     assert "navigator.clipboard" in script.text
     assert (await client.get("/static/nope.js")).status_code == 404
+
+
+ICON_LINK = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+
+
+async def test_every_page_links_the_svg_icon_and_favicon_ico_finds_it(client, db, app):
+    async with another_client(app) as anonymous:
+        login = await anonymous.get("/login")
+    await log_in_as(client, db, Role.VIEWER)
+    pages = [login, await client.get(PAGE), await client.get("/settings/no-such-page")]
+    for page in pages:
+        assert page.headers["content-type"].startswith("text/html")
+        assert ICON_LINK in page.text, page.url
+        assert_no_inline_code(page.text)
+
+    icon = await client.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.lstrip().startswith("<svg") and "</svg>" in icon.text
+    # Nothing the page's CSP would refuse, should the icon be opened on its own.
+    assert not re.search(r"<script|<style|\sstyle=|\son\w+=|href=", icon.text, re.I)
+
+    ico = await client.get("/favicon.ico")
+    assert ico.status_code == 301 and ico.headers["location"] == "/static/favicon.svg"
+    followed = await client.get("/favicon.ico", follow_redirects=True)
+    assert followed.status_code == 200 and followed.content == icon.content

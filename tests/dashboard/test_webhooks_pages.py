@@ -9,7 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.api_keys import another_client, dump_database, log_in_as
-from tests.dashboard.support import assert_no_inline_code, post_form, text_of
+from tests.dashboard.support import (
+    assert_no_inline_code,
+    client_of_app_with,
+    post_form,
+    text_of,
+)
 from tests.helpers import create_account
 from tests.webhooks.support import FakeDns
 from wacrm.models import Role
@@ -68,6 +73,31 @@ async def test_create_shows_the_secret_once_then_the_roster_never_again(client, 
     assert URL in roster.text and "contact.created" in roster.text
     detail = await client.get(f"{PAGE}/{endpoint_id}")
     assert secret not in detail.text and "Active" in text_of(detail.text)
+
+
+PUBLIC_ONLY = "An https:// address on the public internet"
+PRIVATE_ALLOWED = "Loopback and private addresses are allowed on this server"
+
+
+async def test_the_url_hint_says_what_this_server_accepts(client, db, app, settings):
+    person = await log_in_as(client, db, Role.OWNER)
+    public_only = text_of((await client.get(PAGE)).text)
+    assert PUBLIC_ONLY in public_only and PRIVATE_ALLOWED not in public_only
+
+    async with client_of_app_with(settings, webhooks_allow_private_targets=True) as http:
+        person = await log_in_as(http, db, Role.OWNER)
+        page = await http.get(PAGE)
+        loopback = "http://127.0.0.1:9000/hooks/wacrm"
+        created = await post_form(
+            http,
+            PAGE,
+            {"csrf_token": _csrf(person), "url": loopback, "events": ["contact.created"]},
+        )
+    hint = text_of(page.text)
+    assert PRIVATE_ALLOWED in hint and "http://127.0.0.1:9000/hooks/wacrm" in hint
+    assert PUBLIC_ONLY not in hint
+    assert_no_inline_code(page.text)
+    assert created.status_code == 201, "what the hint promises, the server accepts"
 
 
 @pytest.mark.parametrize(

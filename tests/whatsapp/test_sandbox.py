@@ -431,3 +431,45 @@ async def test_cli_inbound_fails_clearly(tmp_path: Path) -> None:
     assert bad_phone.exit_code == 1 and "from" in bad_phone.output
     assert refused.exit_code == 1 and "401" in refused.output
     assert unreachable.exit_code == 1 and "cannot reach" in unreachable.output
+
+
+async def test_cli_sends_prints_the_counts_with_the_token_it_finds_itself(tmp_path: Path) -> None:
+    async with running(tmp_path) as world:
+        target = world.sandbox_url.removesuffix("/sandbox")
+        empty = await asyncio.to_thread(_invoke, "sends", "--target", target, "--json")
+        for to in (CUSTOMER, CUSTOMER, "+14155550199"):
+            await world.client.send(world.creds(), template_message(to, "hello_world", "en_US"))
+        as_json = await asyncio.to_thread(_invoke, "sends", "--target", target, "--json")
+        plain = await asyncio.to_thread(_invoke, "sends", "--target", target)
+    assert empty.exit_code == 0, empty.output
+    assert json.loads(empty.output) == {"sends": {"total": 0, "by_recipient": {}}}
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output) == {
+        "sends": {"total": 3, "by_recipient": {"14155550123": 2, "14155550199": 1}}
+    }
+    assert plain.exit_code == 0, plain.output
+    assert plain.output.splitlines() == [
+        "3 sends accepted, to 2 numbers",
+        "  +14155550123  2",
+        "  +14155550199  1",
+    ]
+
+
+async def test_cli_sends_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wacrm.settings import get_settings
+
+    unreachable = _invoke("sends", "--target", "http://127.0.0.1:9")
+    async with running(tmp_path) as world:
+        target = world.sandbox_url.removesuffix("/sandbox")
+        no_sandbox = await asyncio.to_thread(_invoke, "sends", "--target", f"{target}/elsewhere")
+        monkeypatch.setenv("WACRM_SECRET_KEY", "another-installation-entirely")
+        get_settings.cache_clear()
+        try:
+            wrong_token = await asyncio.to_thread(_invoke, "sends", "--target", target)
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
+    assert unreachable.exit_code == 1 and "cannot reach" in unreachable.output
+    assert no_sandbox.exit_code == 1 and "no sandbox at" in no_sandbox.output
+    assert wrong_token.exit_code == 1 and "401" in wrong_token.output
+    assert "Traceback" not in wrong_token.output

@@ -46,6 +46,31 @@ async def count_accounts(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Account)) or 0)
 
 
+@dataclass(frozen=True)
+class AccountRow:
+    account_id: uuid.UUID
+    name: str
+    owner_email: str | None
+    created_at: datetime
+
+
+async def list_accounts(session: AsyncSession) -> list[AccountRow]:
+    """Every account of the installation with its owner, oldest first (operators only:
+    the CLI, never a request)."""
+    owner = (
+        select(Membership.account_id, User.email)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.role == Role.OWNER.value)
+        .subquery()
+    )
+    statement = (
+        select(Account.id, Account.name, owner.c.email, Account.created_at)
+        .outerjoin(owner, owner.c.account_id == Account.id)
+        .order_by(Account.created_at, Account.id)
+    )
+    return [AccountRow(*row) for row in (await session.execute(statement)).all()]
+
+
 async def find_live_session(
     session: AsyncSession, token_hash: str, now: datetime
 ) -> SessionRow | None:

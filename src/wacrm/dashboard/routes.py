@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from wacrm.accounts.auth import log_in, log_out
@@ -21,7 +21,7 @@ from wacrm.dashboard.invitations_routes import router as invitations_router
 from wacrm.dashboard.numbers_routes import router as numbers_router
 from wacrm.dashboard.presession import BrowserToken
 from wacrm.dashboard.rendering import flash, redirect
-from wacrm.dashboard.site import HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
+from wacrm.dashboard.site import FAVICON_PATH, HOME_PATH, LOGIN_PATH, LOGOUT_PATH, safe_next
 from wacrm.dashboard.team_routes import router as team_router
 from wacrm.dashboard.webhooks_routes import router as webhooks_router
 from wacrm.kit.db import DbSession
@@ -49,6 +49,12 @@ def static_files() -> StaticFiles:
 @router.get("/")
 async def home(member: MaybeMember) -> Response:
     return redirect(HOME_PATH if member else LOGIN_PATH)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """Browsers ask for /favicon.ico before (or without) reading a page's icon link."""
+    return RedirectResponse(FAVICON_PATH, status_code=301)
 
 
 @router.get(LOGIN_PATH)

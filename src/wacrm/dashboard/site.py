@@ -13,6 +13,8 @@ LOGOUT_PATH = "/logout"
 # Where "/" and a fresh login land.
 HOME_PATH = "/inbox"
 STATIC_PATH = "/static"
+# The icon every page links to; /favicon.ico, which browsers ask for anyway, points here.
+FAVICON_PATH = f"{STATIC_PATH}/favicon.svg"
 # Invitation links: pages for people who have no session yet.
 INVITATIONS_PATH = "/invitations"
 

@@ -79,6 +79,7 @@ async def _index(
         values=values or _form_values(),
         errors=errors,
         labels=LABELS,
+        private_targets_allowed=request.app.state.settings.webhooks_allow_private_targets,
         shown=None
         if created is None
         else {"webhook": WebhookOut.of(created[0]), "secret": created[1]},
