@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import time
 import urllib.request
@@ -118,6 +119,8 @@ async def drain_all(
             WACRM_SANDBOX_WEBHOOK_URL=f"http://127.0.0.1:{sink_port}/",
             WACRM_SANDBOX_MESSAGES_PER_SECOND="100000",
             WACRM_SANDBOX_ACCESS_TOKEN=SANDBOX_TOKEN,
+            # As in production: two workers share one send rate per number through Redis.
+            WACRM_REDIS_URL=os.environ.get("WACRM_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
             WACRM_SANDBOX_STATUS_DELAY_SECONDS="3600",  # no callbacks during the run
         )
         progress("migrating the bench database")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,7 @@ from wacrm.worker.runner import WorkerContext
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
+RUN_SECONDS = 2.0  # a job run keeps sending this long, then lets the other jobs run
 RECORD_ATTEMPTS = 5  # about 30 s of a database that doesn't answer
 MAX_CLAIMS = 3  # a batch that cannot be prepared is retried this often, then fails
 
@@ -71,10 +73,47 @@ _RECIPIENT_OUTCOME = {
 
 
 async def send_broadcast_batches(context: WorkerContext, batch_size: int | None = None) -> int:
-    """Claim and send one batch of the oldest active broadcast; returns recipients taken."""
+    """Send batches of the oldest active broadcasts for up to ``RUN_SECONDS``, returning the
+    recipients taken. Two lanes, the second a batch behind: while one batch's database work
+    runs, the other's calls keep the throttle busy (one batch at a time fell short of the
+    throttle: 65/s at 80)."""
+    limit = batch_size or BATCH_SIZE
+    deadline = time.monotonic() + RUN_SECONDS
+    first_prepared = asyncio.Event()
+    first_stopped = False
+
+    async def lane(follow: bool) -> int:
+        nonlocal first_stopped
+        if follow:
+            await first_prepared.wait()
+            if first_stopped:
+                return 0  # the first lane found no work, or failed: leave it to the next run
+        taken = 0
+        try:
+            while (done := await send_one_batch(context, limit, first_prepared)) > 0:
+                taken += done
+                if time.monotonic() >= deadline:
+                    break
+        finally:
+            if not follow and not first_prepared.is_set():
+                first_stopped = True
+                first_prepared.set()
+        return taken
+
+    results = await asyncio.gather(lane(False), lane(True), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return sum(result for result in results if isinstance(result, int))
+
+
+async def send_one_batch(
+    context: WorkerContext, limit: int, on_prepared: asyncio.Event | None = None
+) -> int:
+    """Claim and send one batch of the oldest active broadcast; returns recipients taken.
+    ``on_prepared`` is set once the batch's messages are committed (its calls about to start)."""
     client = context.services["whatsapp"]
     assert isinstance(client, CloudApiClient)
-    limit = batch_size or BATCH_SIZE
     async with context.database.sessions() as session:
         now = utcnow()
         broadcast, claimed = None, []
@@ -111,6 +150,8 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
                 await queue.release(session, ids, MAX_CLAIMS, utcnow())
                 await session.commit()
             raise
+        if on_prepared is not None:
+            on_prepared.set()
         # The calls hold no database connection: a batch never needs more than one, and a
         # database problem can't strike between Meta's answer and a connection to record it.
         calls = (call_meta(context.settings, client, channel, item.payload) for item in prepared)
