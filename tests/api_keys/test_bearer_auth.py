@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from fastapi import APIRouter, Depends
@@ -27,7 +28,7 @@ from tests.helpers import create_account, create_key
 from wacrm.api_keys.auth import ApiPrincipal, require_scope
 from wacrm.api_keys.scopes import ALL_SCOPES, Scope
 from wacrm.api_keys.secret import generate_secret
-from wacrm.kit.clock import utcnow
+from wacrm.kit.clock import as_utc, utcnow
 from wacrm.models import Membership, Role, User
 
 
@@ -228,29 +229,37 @@ async def test_an_unknown_well_formed_key_costs_exactly_one_lookup(client, db, a
 # ---------------------------------------------------------------- last_used_at
 
 
-async def test_last_used_at_is_written_at_most_once_per_interval(client, db, app, settings):
-    settings.last_used_write_interval_seconds = 1
+async def test_last_used_at_is_written_at_most_once_per_interval(
+    client, db, app, settings, monkeypatch
+):
+    settings.last_used_write_interval_seconds = 60
+    # The clock moves only when the test says so: a loaded machine can't cross the interval.
+    clock, ticks = [utcnow()], [0.0]
+    monkeypatch.setattr(key_auth, "utcnow", lambda: clock[0])
+    monkeypatch.setattr(key_auth, "time", SimpleNamespace(monotonic=lambda: ticks[0]))
     key = await create_key(db, (await create_account(db)).id)
     assert (await key_row(db, key.id)).last_used_at is None
 
-    before = utcnow()
     with recorded_statements(app) as first:
         assert (await client.get(ME_URL, headers=key.headers)).status_code == 200
     assert len(first.updates_of("api_keys")) == 1
     written = (await key_row(db, key.id)).last_used_at
-    assert written is not None and before <= written <= utcnow()
+    assert written is not None and as_utc(written) == clock[0]
 
+    clock[0] += timedelta(seconds=59)
+    ticks[0] += 59
     with recorded_statements(app) as second:
         assert (await client.get(ME_URL, headers=key.headers)).status_code == 200
     assert second.updates_of("api_keys") == []
     assert len(second.touching("api_keys")) == 1  # the one lookup
     assert (await key_row(db, key.id)).last_used_at == written
 
-    await asyncio.sleep(1.1)
+    clock[0] += timedelta(seconds=2)
+    ticks[0] += 2
     with recorded_statements(app) as third:
         assert (await client.get(ME_URL, headers=key.headers)).status_code == 200
     assert len(third.updates_of("api_keys")) == 1
-    assert (await key_row(db, key.id)).last_used_at > written
+    assert as_utc((await key_row(db, key.id)).last_used_at) == clock[0]
 
 
 async def test_a_burst_of_first_uses_writes_last_used_at_once(client, db, app):
