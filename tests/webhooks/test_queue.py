@@ -136,6 +136,33 @@ async def test_an_endpoint_deleted_mid_attempt_takes_its_log_with_it(client, db,
     assert await deliveries(app) == [] and await attempts(app) == []
 
 
+async def test_an_endpoint_disabled_mid_attempt_keeps_that_attempt_whole(client, db, app):
+    async with Receiver(delay=0.3) as receiver:
+        account, key, [webhook_id] = await _account_with_webhooks(client, db, [receiver.url])
+        await record(db, account.id)
+        await record(db, account.id)
+        pump = make_pump(app)
+        round_ = asyncio.create_task(pump.run_round())
+        while not receiver.received:
+            await asyncio.sleep(0.01)
+        patched = await client.patch(
+            f"/api/v1/webhooks/{webhook_id}", headers=key.headers, json={"is_active": False}
+        )
+        assert patched.status_code == 200
+        await round_
+        await pump.aclose()
+    rows = {row.id: row for row in await deliveries(app)}
+    logged = await attempts(app)
+    # The attempt in flight was made and logged: its delivery counts it (was: 0 attempts and
+    # "endpoint disabled" beside a logged 200); the one not yet tried fails unattempted.
+    for attempt in logged:
+        assert rows[attempt.delivery_id].attempts == 1
+        assert rows[attempt.delivery_id].status == "succeeded"
+    untried = [row for row in rows.values() if row.id not in {a.delivery_id for a in logged}]
+    assert all(row.status == "failed" and row.attempts == 0 for row in untried)
+    assert len(logged) >= 1
+
+
 async def test_the_worker_job_delivers_through_the_runner(client, db, app):
     from wacrm.worker.jobs import WORKER_JOBS
     from wacrm.worker.runner import WorkerContext, run_once

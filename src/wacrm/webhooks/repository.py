@@ -80,16 +80,18 @@ async def disable_endpoints(
         statement = statement.where(only_if)
     disabled = list((await session.execute(statement)).scalars())
     if disabled:
+        # Deliveries in flight (leased) are left to their worker, which records the attempt
+        # it made; a later claim finds the endpoint disabled and fails what is still pending.
         await session.execute(
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.endpoint_id.in_(disabled),
                 WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                WebhookDelivery.lease_token.is_(None),
             )
             .values(
                 status=DeliveryStatus.FAILED.value,
                 next_attempt_at=None,
-                lease_token=None,
                 last_error="endpoint disabled: " + reason[:400],
                 completed_at=now,
             )
