@@ -473,3 +473,12 @@ async def test_cli_sends_fails_clearly(tmp_path: Path, monkeypatch: pytest.Monke
     assert no_sandbox.exit_code == 1 and "no sandbox at" in no_sandbox.output
     assert wrong_token.exit_code == 1 and "401" in wrong_token.output
     assert "Traceback" not in wrong_token.output
+
+
+@pytest.mark.parametrize("target", ["http://[::1", "http://127.0.0.1:99999", "http://exa mple"])
+def test_cli_a_malformed_target_is_a_clean_error(target: str) -> None:
+    for args in (("sends",), ("inbound", "--phone-number-id", "1", "--from", "+1", "--text", "x")):
+        result = _invoke(*args, "--target", target)
+        assert result.exit_code == 1, (target, result.output, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert result.output.startswith("error: "), result.output

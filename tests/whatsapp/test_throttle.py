@@ -53,3 +53,52 @@ async def test_unreachable_redis_falls_back_to_spacing_in_process(
 def test_without_redis_each_process_spaces_its_own_sends() -> None:
     assert isinstance(number_throttle(80, None), LocalThrottle)
     assert isinstance(number_throttle(80, "redis://127.0.0.1:6379/0"), SharedThrottle)
+
+
+@NEEDS_REDIS
+async def test_sends_spaced_in_process_during_an_outage_are_not_doubled_when_redis_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert TEST_REDIS_URL
+    throttle = SharedThrottle(50, TEST_REDIS_URL)
+    try:
+        number = uuid.uuid4().hex
+        reserve = throttle._reserve
+
+        async def unreachable(*args: object, **kwargs: object) -> int:
+            raise ConnectionError("redis is away")
+
+        monkeypatch.setattr(throttle, "_reserve", unreachable)
+        started = time.monotonic()
+        # 25 sends queued in-process while Redis is away (0.5 s of slots at 50/s) ...
+        outage = asyncio.gather(*(throttle.wait(number) for _ in range(25)))
+        await asyncio.sleep(0)
+        # ... then Redis is back, and 25 more sends come: they queue behind those.
+        monkeypatch.setattr(throttle, "_reserve", reserve)
+        throttle._retry_shared_at = 0.0
+        await asyncio.gather(outage, *(throttle.wait(number) for _ in range(25)))
+        assert time.monotonic() - started >= 0.95  # 49 intervals of 20 ms
+    finally:
+        await throttle.aclose()
+
+
+@NEEDS_REDIS
+async def test_an_outage_spaces_sends_after_the_slots_redis_gave(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert TEST_REDIS_URL
+    throttle = SharedThrottle(50, TEST_REDIS_URL)
+    try:
+        number = uuid.uuid4().hex
+        started = time.monotonic()
+        shared = [asyncio.ensure_future(throttle.wait(number)) for _ in range(25)]
+        await asyncio.sleep(0.1)  # all 25 slots reserved through Redis, 0.5 s of them
+
+        async def unreachable(*args: object, **kwargs: object) -> int:
+            raise ConnectionError("redis is away")
+
+        monkeypatch.setattr(throttle, "_reserve", unreachable)
+        await asyncio.gather(*shared, *(throttle.wait(number) for _ in range(25)))
+        assert time.monotonic() - started >= 0.95
+    finally:
+        await throttle.aclose()

@@ -81,6 +81,9 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
     deadline = time.monotonic() + RUN_SECONDS
     first_prepared = asyncio.Event()
     first_stopped = False
+    # A batch that fails to prepare goes back to the queue: the other lane must not claim
+    # it again in this run (each claim counts towards MAX_CLAIMS).
+    failed = asyncio.Event()
 
     async def lane(follow: bool) -> int:
         nonlocal first_stopped
@@ -90,7 +93,10 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
                 return 0  # the first lane found no work, or failed: leave it to the next run
         taken = 0
         try:
-            while (done := await send_one_batch(context, limit, first_prepared)) > 0:
+            while (
+                not failed.is_set()
+                and (done := await send_one_batch(context, limit, first_prepared, failed)) > 0
+            ):
                 taken += done
                 if time.monotonic() >= deadline:
                     break
@@ -108,10 +114,14 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
 
 
 async def send_one_batch(
-    context: WorkerContext, limit: int, on_prepared: asyncio.Event | None = None
+    context: WorkerContext,
+    limit: int,
+    on_prepared: asyncio.Event | None = None,
+    on_failed: asyncio.Event | None = None,
 ) -> int:
     """Claim and send one batch of the oldest active broadcast; returns recipients taken.
-    ``on_prepared`` is set once the batch's messages are committed (its calls about to start)."""
+    ``on_prepared`` is set once the batch's messages are committed (its calls about to start);
+    ``on_failed`` when it could not be prepared, before its recipients go back to the queue."""
     client = context.services["whatsapp"]
     assert isinstance(client, CloudApiClient)
     async with context.database.sessions() as session:
@@ -145,6 +155,8 @@ async def send_one_batch(
         except Exception:
             # Meta is only called once the batch is committed: nothing was sent, so the
             # batch goes back to the queue (a few times, then it fails).
+            if on_failed is not None:
+                on_failed.set()
             async with context.database.sessions() as session:
                 ids = [recipient_id for recipient_id, _, _ in claimed]
                 await queue.release(session, ids, MAX_CLAIMS, utcnow())

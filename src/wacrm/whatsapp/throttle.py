@@ -22,12 +22,14 @@ logger = logging.getLogger(__name__)
 
 SHARED_RETRY_SECONDS = 5.0
 KEY_PREFIX = "wacrm:send-slot:"
-# Redis's own clock, so processes with skewed clocks agree. Returns microseconds to wait.
+# Redis's own clock, so processes with skewed clocks agree. ARGV[2]: microseconds of slots
+# this process already gave out in-process (while Redis was away), not to be given again.
+# Returns microseconds to wait.
 _RESERVE_SLOT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local taken = tonumber(redis.call('GET', KEYS[1]) or '0')
-local slot = math.max(now, taken)
+local slot = math.max(now + tonumber(ARGV[2]), taken)
 redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[1])), 'PX', 60000)
 return slot - now
 """
@@ -46,6 +48,14 @@ class LocalThrottle:
         self._next_at[phone_number_id] = slot + self._interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+    def next_at(self, phone_number_id: str) -> float:
+        """The loop time of this number's next free slot (in the past when idle)."""
+        return self._next_at.get(phone_number_id, 0.0)
+
+    def follow(self, phone_number_id: str, next_at: float) -> None:
+        """Take note of a slot given out elsewhere (by Redis): spacing continues after it."""
+        self._next_at[phone_number_id] = max(self.next_at(phone_number_id), next_at)
 
     async def aclose(self) -> None:
         return None
@@ -66,9 +76,15 @@ class SharedThrottle:
         if time.monotonic() < self._retry_shared_at:
             await self._fallback.wait(phone_number_id)
             return
+        # The in-process spacing follows every slot this process took, from Redis or not:
+        # slots given out during an outage are passed on to Redis when it returns, and an
+        # outage starts after the slots Redis gave (either way, no doubled rate meanwhile).
+        loop = asyncio.get_running_loop()
+        local_next = self._fallback.next_at(phone_number_id)
+        backlog_us = max(0, round((local_next - loop.time()) * 1_000_000))
         try:
             wait_us = await self._reserve(keys=[KEY_PREFIX + phone_number_id],
-                                          args=[self._interval_us])  # fmt: skip
+                                          args=[self._interval_us, backlog_us])  # fmt: skip
         except Exception as exc:  # Redis down must not stop sending
             if not self._degraded:
                 logger.warning("the send throttle falls back to in-process spacing: %s", exc)
@@ -79,6 +95,8 @@ class SharedThrottle:
         if self._degraded:
             logger.warning("the send throttle is shared through Redis again")
             self._degraded = False
+        slot_end = loop.time() + (int(wait_us) + self._interval_us) / 1_000_000
+        self._fallback.follow(phone_number_id, slot_end)
         if int(wait_us) > 0:
             await asyncio.sleep(int(wait_us) / 1_000_000)
 

@@ -67,6 +67,8 @@ def _call_sandbox(method: str, target: str | None, path: str, **kwargs: Any) -> 
     headers = {"Authorization": f"Bearer {settings.sandbox_access_token}"}
     try:
         response = httpx.request(method, url, headers=headers, timeout=30, **kwargs)
+    except httpx.InvalidURL as exc:  # not an HTTPError: it was a traceback
+        raise _fail(f"{url} is not a valid URL: {exc}") from None
     except httpx.HTTPError as exc:
         raise _fail(
             f"cannot reach the sandbox at {url}: {str(exc) or type(exc).__name__}"
