@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 WACRM = str(ROOT / ".venv" / "bin" / "wacrm")
+# Every bench process and in-process seed uses it: cursors and secrets must agree.
+SECRET_KEY = "bench-secret"
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/wacrm_bench"
 
 
@@ -100,7 +102,7 @@ def bench_env(database_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         WACRM_DATABASE_URL=database_url,
-        WACRM_SECRET_KEY="bench-secret",
+        WACRM_SECRET_KEY=SECRET_KEY,
         WACRM_RATE_LIMIT_PER_MINUTE="100000000",
         WACRM_LOG_LEVEL="warning",
         **extra,
@@ -115,7 +117,7 @@ def seed_settings(database_url: str, var_dir: Path) -> Any:
 
     return Settings(
         database_url=database_url,
-        secret_key="bench-secret",
+        secret_key=SECRET_KEY,
         var_dir=var_dir,
         webhooks_allow_private_targets=True,
     )

@@ -21,6 +21,7 @@ from datetime import datetime
 from types import SimpleNamespace
 
 from _harness import (
+    SECRET_KEY,
     WACRM,
     Figure,
     LoadResult,
@@ -38,7 +39,6 @@ from _harness import (
 
 from wacrm.kit.pagination import Page, Paginator
 
-SECRET_KEY = "bench-secret"  # bench_env's: cursors are signed with it
 PAGE = 50
 
 
