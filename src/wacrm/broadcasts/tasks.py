@@ -107,9 +107,11 @@ async def send_broadcast_batches(context: WorkerContext, batch_size: int | None 
         return taken
 
     results = await asyncio.gather(lane(False), lane(True), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+    errors = [result for result in results if isinstance(result, BaseException)]
+    for error in errors[1:]:  # the runner logs the first
+        logger.error("broadcast lane failed too", exc_info=error)
+    if errors:
+        raise errors[0]
     return sum(result for result in results if isinstance(result, int))
 
 
