@@ -7,11 +7,11 @@ worker got from its own claim), never by anything a request supplied.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.broadcasts.repository import ACTIVE, UNSETTLED, Recipient
@@ -123,6 +123,37 @@ async def settle(
         .values(status=status.value, error=error, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+_recipients = Recipient.__table__
+assert isinstance(_recipients, Table)
+_SETTLE = (
+    update(_recipients)
+    .where(
+        _recipients.c.id == bindparam("recipient_id"),
+        _recipients.c.status == RecipientStatus.SENDING.value,
+    )
+    .values(
+        status=bindparam("new_status"),
+        error=bindparam("new_error"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+
+
+async def settle_each(
+    session: AsyncSession,
+    outcomes: Sequence[tuple[uuid.UUID, RecipientStatus, dict[str, Any] | None]],
+    now: datetime,
+) -> None:
+    """``settle`` with an outcome per recipient: one executemany."""
+    if outcomes:
+        rows = [
+            {"recipient_id": recipient_id, "new_status": status.value, "new_error": error,
+             "new_updated_at": now}
+            for recipient_id, status, error in outcomes
+        ]  # fmt: skip
+        await session.execute(_SETTLE, rows)
 
 
 async def release(

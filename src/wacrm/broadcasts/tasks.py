@@ -48,7 +48,7 @@ from wacrm.messages.sending import (
     call_meta,
     count_outcomes,
     message_row,
-    record_answer,
+    record_answers,
 )
 from wacrm.messages.tasks import stalled_after
 from wacrm.models import Broadcast, Channel, Message, MessageStatus, RecipientStatus
@@ -291,18 +291,15 @@ async def _record_answers(
 async def _record(
     session: AsyncSession, settings: Settings, answered: list[tuple[_Prepared, Answer]]
 ) -> list[Outcome]:
-    now = utcnow()
-    sent: list[uuid.UUID] = []
-    outcomes: list[Outcome] = []
-    for item, answer in answered:
-        outcome = await record_answer(session, settings, item.message, answer)
-        outcomes.append(outcome)
-        status = _RECIPIENT_OUTCOME.get(outcome.status, RecipientStatus.UNKNOWN)
-        if status is RecipientStatus.SENT:
-            sent.append(item.recipient_id)  # the common case: settled together below
-        else:
-            await queue.settle(session, [item.recipient_id], status, _error(outcome), now)
-    await queue.settle(session, sent, RecipientStatus.SENT, None, now)
+    outcomes = await record_answers(
+        session, settings, [(item.message, answer) for item, answer in answered]
+    )
+    settled = [
+        (item.recipient_id, _RECIPIENT_OUTCOME.get(outcome.status, RecipientStatus.UNKNOWN),
+         _error(outcome))
+        for (item, _), outcome in zip(answered, outcomes, strict=True)
+    ]  # fmt: skip
+    await queue.settle_each(session, settled, utcnow())
     return outcomes
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.models import Conversation, Message, MessageStatus, MessageStatusUpdate
@@ -51,6 +52,41 @@ async def set_outcome(
         .execution_options(synchronize_session=False)
     )
     return result.first() is not None
+
+
+async def lock_pending(session: AsyncSession, message_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these messages, those still ``pending``: locked (PostgreSQL) until the transaction
+    ends, so their outcome is recorded once."""
+    statement = (
+        select(Message.id)
+        .where(Message.id.in_(list(message_ids)), Message.status == MessageStatus.PENDING.value)
+        .with_for_update()
+    )
+    return set((await session.execute(statement)).scalars())
+
+
+_OUTCOME_COLUMNS = ("status", "attempts", "wamid", "error", "next_attempt_at", "failed_at")
+_messages = Message.__table__
+assert isinstance(_messages, Table)
+_SET_OUTCOME = (
+    update(_messages)
+    .where(
+        _messages.c.id == bindparam("message_id"),
+        _messages.c.status == MessageStatus.PENDING.value,
+    )
+    .values({column: bindparam(f"new_{column}") for column in _OUTCOME_COLUMNS})
+)
+
+
+async def set_outcomes(session: AsyncSession, outcomes: dict[uuid.UUID, dict[str, Any]]) -> None:
+    """Record many sends' outcomes (each a value for every column of ``_OUTCOME_COLUMNS``)
+    with one executemany, each only while its message is still ``pending``."""
+    if outcomes:
+        rows = [
+            {"message_id": message_id, **{f"new_{k}": values[k] for k in _OUTCOME_COLUMNS}}
+            for message_id, values in outcomes.items()
+        ]
+        await session.execute(_SET_OUTCOME, rows)
 
 
 async def due_retries(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:

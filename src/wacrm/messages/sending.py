@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wacrm.channels.service import credentials
-from wacrm.events.service import EventType, record_event
+from wacrm.events.service import EventType, record_events
 from wacrm.kit.clock import utcnow
 from wacrm.messages import repository
 from wacrm.models import Channel, Message, MessageStatus
@@ -88,56 +90,72 @@ async def record_answer(
     session: AsyncSession, settings: Settings, message: Message, answer: Answer
 ) -> Outcome:
     """Move a ``pending`` message on by Meta's answer (flushes only)."""
+    return (await record_answers(session, settings, [(message, answer)]))[0]
+
+
+async def record_answers(
+    session: AsyncSession, settings: Settings, answered: Sequence[tuple[Message, Answer]]
+) -> list[Outcome]:
+    """Move ``pending`` messages on by Meta's answers, set-based: one UPDATE for them all and
+    one INSERT of status events per account (flushes only). A message no longer ``pending``
+    (settled meanwhile) is left as it is, with no event."""
+    decided = [(message, *decide(settings, message, answer)) for message, answer in answered]
+    ours = await repository.lock_pending(session, [message.id for message, _, _ in decided])
+    await repository.set_outcomes(
+        session, {message.id: values for message, _, values in decided if message.id in ours}
+    )
+    events: dict[uuid.UUID, list[tuple[EventType, dict[str, Any]]]] = defaultdict(list)
+    for message, outcome, _ in decided:
+        if message.id in ours and outcome.status in _ANNOUNCED:
+            message.wamid = outcome.wamid
+            events[message.account_id].append(_status_event(message, outcome))
+    for account_id, account_events in events.items():
+        await record_events(session, account_id, account_events)
+    return [outcome for _, outcome, _ in decided]
+
+
+# Sent and failed are news to the account's systems; retrying and unknown are not (yet).
+_ANNOUNCED = frozenset({MessageStatus.SENT, MessageStatus.FAILED})
+
+
+def decide(settings: Settings, message: Message, answer: Answer) -> tuple[Outcome, dict[str, Any]]:
+    """What Meta's answer makes of a ``pending`` message: its outcome, and every column that
+    records it (the same columns for every outcome, so that one UPDATE can set them all)."""
     attempts = message.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "wamid": None,
+        "error": None,
+        "next_attempt_at": None,
+        "failed_at": None,
+    }
     if answer.unknown is not None:
-        await repository.set_outcome(
-            session,
-            message.id,
-            status=MessageStatus.UNKNOWN,
-            values={"attempts": attempts, "error": {"message": str(answer.unknown)}},
-        )
-        return Outcome(MessageStatus.UNKNOWN)
+        values.update(status=MessageStatus.UNKNOWN.value, error={"message": str(answer.unknown)})
+        return Outcome(MessageStatus.UNKNOWN), values
     if answer.refusal is not None:
         exc = answer.refusal
+        values["error"] = exc.as_dict()
         if exc.retry_later and attempts < MAX_ATTEMPTS:
-            await repository.set_outcome(
-                session,
-                message.id,
-                status=MessageStatus.RETRYING,
-                values={
-                    "attempts": attempts,
-                    "error": exc.as_dict(),
-                    "next_attempt_at": answer.at + retry_delay(settings, attempts),
-                },
+            values.update(
+                status=MessageStatus.RETRYING.value,
+                next_attempt_at=answer.at + retry_delay(settings, attempts),
             )
-            return Outcome(MessageStatus.RETRYING, error=exc)
-        values = {"attempts": attempts, "error": exc.as_dict(), "failed_at": answer.at}
-        if await repository.set_outcome(
-            session, message.id, status=MessageStatus.FAILED, values=values
-        ):
-            await _status_event(session, message, MessageStatus.FAILED, exc.as_dict())
-        return Outcome(MessageStatus.FAILED, error=exc)
-    values = {"attempts": attempts, "wamid": answer.wamid, "error": None}
-    if await repository.set_outcome(session, message.id, status=MessageStatus.SENT, values=values):
-        message.wamid = answer.wamid
-        await _status_event(session, message, MessageStatus.SENT, None)
-    return Outcome(MessageStatus.SENT, wamid=answer.wamid)
+            return Outcome(MessageStatus.RETRYING, error=exc), values
+        values.update(status=MessageStatus.FAILED.value, failed_at=answer.at)
+        return Outcome(MessageStatus.FAILED, error=exc), values
+    values.update(status=MessageStatus.SENT.value, wamid=answer.wamid)
+    return Outcome(MessageStatus.SENT, wamid=answer.wamid), values
 
 
-async def _status_event(
-    session: AsyncSession,
-    message: Message,
-    status: MessageStatus,
-    error: dict[str, Any] | None,
-) -> None:
+def _status_event(message: Message, outcome: Outcome) -> tuple[EventType, dict[str, Any]]:
     data = {
         "message_id": str(message.id),
         "conversation_id": str(message.conversation_id),
         "wamid": message.wamid,
-        "status": status.value,
-        "error": error,
+        "status": outcome.status.value,
+        "error": outcome.error.as_dict() if outcome.error is not None else None,
     }
-    await record_event(session, message.account_id, EventType.MESSAGE_STATUS_UPDATED, data)
+    return EventType.MESSAGE_STATUS_UPDATED, data
 
 
 def message_row(
