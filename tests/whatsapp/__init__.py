@@ -172,8 +172,7 @@ async def running(
         changes.setdefault("sandbox_webhook_url", f"{receiver_url}/webhooks/whatsapp")
         settings = make_settings(tmp_path, **changes)
         sandbox_base = await servers.start(create_standalone_app(settings))
-        transport = httpx.AsyncHTTPTransport(verify=SSL_CONTEXT)
-        client = CloudApiClient(settings, transport=transport)
+        client = CloudApiClient(settings, ssl=SSL_CONTEXT)
         async with httpx.AsyncClient(timeout=10, verify=SSL_CONTEXT) as http:
             try:
                 yield World(settings, f"{sandbox_base}/sandbox", receiver, client, http)
