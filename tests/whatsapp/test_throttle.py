@@ -102,3 +102,40 @@ async def test_an_outage_spaces_sends_after_the_slots_redis_gave(
         assert time.monotonic() - started >= 0.95
     finally:
         await throttle.aclose()
+
+
+@NEEDS_REDIS
+async def test_slots_are_leased_from_redis_in_blocks_not_one_round_trip_per_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert TEST_REDIS_URL
+    throttle = SharedThrottle(1000, TEST_REDIS_URL)  # leases of 50 slots (50 ms)
+    calls = 0
+    reserve = throttle._reserve
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await reserve(*args, **kwargs)
+
+    monkeypatch.setattr(throttle, "_reserve", counted)
+    try:
+        # 100 sends at 1,000/s: still at least 99 intervals of 1 ms, from two leases.
+        assert await _waits([throttle], uuid.uuid4().hex, 100) >= 0.099
+        assert calls <= 3  # two leases, or three if a slot passed while the first came
+    finally:
+        await throttle.aclose()
+
+
+@NEEDS_REDIS
+async def test_leased_slots_left_unused_are_lost_never_sent_in_a_burst_later() -> None:
+    assert TEST_REDIS_URL
+    throttle = SharedThrottle(100, TEST_REDIS_URL)  # leases of 5 slots, 10 ms apart
+    try:
+        number = uuid.uuid4().hex
+        await throttle.wait(number)  # leases 5 slots, uses 1
+        await asyncio.sleep(0.2)  # the other 4 pass unused
+        # 5 sends now are spaced as ever: 4 intervals of 10 ms, not 4 at once.
+        assert await _waits([throttle], number, 5) >= 0.04
+    finally:
+        await throttle.aclose()
