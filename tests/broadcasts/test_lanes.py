@@ -1,4 +1,4 @@
-"""Two lanes of batches in one job run: a batch that cannot be prepared is claimed once per
+"""Lanes of batches in one job run: a batch that cannot be prepared is claimed once per
 run, whichever lane took it (MAX_CLAIMS counts runs, not lanes)."""
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ from wacrm.worker.runner import WorkerContext
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
+LANES = 3
 RUN_SECONDS = 2.0  # a job run keeps sending this long, then lets the other jobs run
 RECORD_ATTEMPTS = 5  # about 30 s of a database that doesn't answer
 MAX_CLAIMS = 3  # a batch that cannot be prepared is retried this often, then fails
@@ -74,39 +75,40 @@ _RECIPIENT_OUTCOME = {
 
 async def send_broadcast_batches(context: WorkerContext, batch_size: int | None = None) -> int:
     """Send batches of the oldest active broadcasts for up to ``RUN_SECONDS``, returning the
-    recipients taken. Two lanes, the second a batch behind: while one batch's database work
-    runs, the other's calls keep the throttle busy (one batch at a time fell short of the
-    throttle: 65/s at 80)."""
+    recipients taken. ``LANES`` lanes, each a batch behind the one before: while one batch's
+    database work runs, the others' calls keep the throttle busy (one batch at a time fell
+    short of the throttle: 65/s at 80; at 1,000/s two lanes reached ~590/s, three ~700/s)."""
     limit = batch_size or BATCH_SIZE
     deadline = time.monotonic() + RUN_SECONDS
-    first_prepared = asyncio.Event()
-    first_stopped = False
-    # A batch that fails to prepare goes back to the queue: the other lane must not claim
+    # A batch that fails to prepare goes back to the queue: the other lanes must not claim
     # it again in this run (each claim counts towards MAX_CLAIMS).
     failed = asyncio.Event()
+    # Lane n starts once lane n-1 has its first batch prepared; a lane that stops before
+    # (no work left, or it failed) stops the lanes after it.
+    ready = [asyncio.Event() for _ in range(LANES)]
+    stopped_early = [False] * LANES
 
-    async def lane(follow: bool) -> int:
-        nonlocal first_stopped
-        if follow:
-            await first_prepared.wait()
-            if first_stopped:
-                return 0  # the first lane found no work, or failed: leave it to the next run
+    async def lane(n: int) -> int:
         taken = 0
         try:
+            if n > 0:
+                await ready[n - 1].wait()
+                if stopped_early[n - 1]:
+                    return 0
             while (
                 not failed.is_set()
-                and (done := await send_one_batch(context, limit, first_prepared, failed)) > 0
+                and (done := await send_one_batch(context, limit, ready[n], failed)) > 0
             ):
                 taken += done
                 if time.monotonic() >= deadline:
                     break
         finally:
-            if not follow and not first_prepared.is_set():
-                first_stopped = True
-                first_prepared.set()
+            if not ready[n].is_set():
+                stopped_early[n] = True
+                ready[n].set()
         return taken
 
-    results = await asyncio.gather(lane(False), lane(True), return_exceptions=True)
+    results = await asyncio.gather(*(lane(n) for n in range(LANES)), return_exceptions=True)
     errors = [result for result in results if isinstance(result, BaseException)]
     for error in errors[1:]:  # the runner logs the first
         logger.error("broadcast lane failed too", exc_info=error)
