@@ -139,3 +139,33 @@ async def test_leased_slots_left_unused_are_lost_never_sent_in_a_burst_later() -
         assert await _waits([throttle], number, 5) >= 0.04
     finally:
         await throttle.aclose()
+
+
+@NEEDS_REDIS
+async def test_a_send_finding_its_lease_used_up_asks_redis_again_instead_of_spinning() -> None:
+    # The state a busy worker reached: the last lease request has finished (its clean-up not
+    # yet run) and its slots are used up or past. Awaiting that finished request again
+    # returned at once, so ``wait`` looped forever without yielding (a worker at 100 % CPU
+    # with its batches stuck in ``sending``).
+    assert TEST_REDIS_URL
+    throttle = SharedThrottle(1000, TEST_REDIS_URL)
+    number = uuid.uuid4().hex
+    finished = asyncio.get_running_loop().create_future()
+    finished.set_result(True)
+    throttle._pending[number] = finished
+    takes = 0
+    real_take = throttle._take
+
+    def counted_take(phone_number_id: str) -> float | None:
+        nonlocal takes
+        takes += 1
+        if takes > 100:
+            raise AssertionError("wait() is spinning")
+        return real_take(phone_number_id)
+
+    throttle._take = counted_take  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(throttle.wait(number), 2)
+    finally:
+        await throttle.aclose()
+    assert takes == 2  # none left, then the first slot of a fresh lease

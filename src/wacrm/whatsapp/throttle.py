@@ -105,11 +105,12 @@ class SharedThrottle:
     async def _leased(self, phone_number_id: str) -> bool:
         """Wait for this number's next lease: one request to Redis at a time per number,
         which every send waiting meanwhile shares (woken together, none misses a slot)."""
+        # A finished request is never awaited again: awaiting a done future does not yield,
+        # so a send finding its lease already used up (or past) would spin in ``wait``.
         pending = self._pending.get(phone_number_id)
-        if pending is None:
+        if pending is None or pending.done():
             pending = asyncio.ensure_future(self._lease(phone_number_id))
             self._pending[phone_number_id] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(phone_number_id, None))
         return await asyncio.shield(pending)
 
     def _take(self, phone_number_id: str) -> float | None:
