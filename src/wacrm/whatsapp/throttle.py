@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -77,7 +78,9 @@ class SharedThrottle:
     """Spaces every process's sends per number through Redis; in-process while it's down.
 
     Slots are taken from Redis ``LEASE_SECONDS`` at a time (50 at 1,000/s, 4 at 80/s) and
-    handed out here, so a send costs no round trip of its own. A leased slot that passes
+    handed out here, so a send costs no round trip of its own. The next lease is asked for
+    when half of the current one is used, so a steady stream of sends never stops for the
+    round trip (which had cost ~6 % of the rate at 1,000/s). A leased slot that passes
     unused is lost, never given late: the rate can only come out lower.
     """
 
@@ -90,7 +93,7 @@ class SharedThrottle:
         self._fallback = LocalThrottle(per_second)
         self._retry_shared_at = 0.0
         self._degraded = False
-        self._leases: dict[str, _Lease] = {}
+        self._leases: dict[str, deque[_Lease]] = {}
         self._pending: dict[str, asyncio.Future[bool]] = {}
 
     async def wait(self, phone_number_id: str) -> None:
@@ -105,32 +108,46 @@ class SharedThrottle:
     async def _leased(self, phone_number_id: str) -> bool:
         """Wait for this number's next lease: one request to Redis at a time per number,
         which every send waiting meanwhile shares (woken together, none misses a slot)."""
+        return await asyncio.shield(self._request_lease(phone_number_id))
+
+    def _request_lease(self, phone_number_id: str) -> asyncio.Future[bool]:
+        """The request for this number's next lease: the one in flight, or a new one."""
         # A finished request is never awaited again: awaiting a done future does not yield,
         # so a send finding its lease already used up (or past) would spin in ``wait``.
         pending = self._pending.get(phone_number_id)
         if pending is None or pending.done():
             pending = asyncio.ensure_future(self._lease(phone_number_id))
             self._pending[phone_number_id] = pending
-        return await asyncio.shield(pending)
+        return pending
 
     def _take(self, phone_number_id: str) -> float | None:
-        """The next slot of this number's lease (the loop time to send at), if one is left."""
-        lease = self._leases.get(phone_number_id)
-        if lease is None:
-            return None
-        slot = max(asyncio.get_running_loop().time(), lease.next_at)
-        if slot + self._interval > lease.ends_at + 1e-9:
-            return None
-        lease.next_at = slot + self._interval
-        return slot
+        """The next slot of this number's leases (the loop time to send at), if one is left."""
+        leases = self._leases.get(phone_number_id)
+        now = asyncio.get_running_loop().time()
+        while leases:
+            lease = leases[0]
+            slot = max(now, lease.next_at)
+            if slot + self._interval > lease.ends_at + 1e-9:  # used up or past
+                if len(leases) == 1:
+                    return None  # kept: the next lease starts after it
+                leases.popleft()
+                continue
+            lease.next_at = slot + self._interval
+            half_used = lease.ends_at - lease.next_at < self._lease_size * self._interval / 2
+            if half_used and len(leases) == 1:
+                self._request_lease(phone_number_id)  # the next one, while this one lasts
+            return slot
+        return None
 
     async def _lease(self, phone_number_id: str) -> bool:
         """Take the next slots of this number from Redis; False when Redis is away."""
         # The in-process spacing follows every slot this process took, from Redis or not:
         # slots given out during an outage are passed on to Redis when it returns, and an
         # outage starts after the slots Redis gave (either way, no doubled rate meanwhile).
+        # Only an outage's slots are passed: Redis knows its own, and a backlog counted from
+        # here would add the request's latency to every lease.
         loop = asyncio.get_running_loop()
-        local_next = self._fallback.next_at(phone_number_id)
+        local_next = self._fallback.next_at(phone_number_id) if self._degraded else 0.0
         backlog_us = max(0, round((local_next - loop.time()) * 1_000_000))
         try:
             wait_us = await self._reserve(
@@ -147,12 +164,17 @@ class SharedThrottle:
             logger.warning("the send throttle is shared through Redis again")
             self._degraded = False
         starts_at = loop.time() + int(wait_us) / 1_000_000
+        leases = self._leases.setdefault(phone_number_id, deque())
+        if leases:  # Redis made them consecutive; the round trips' jitter must not overlap them
+            starts_at = max(starts_at, leases[-1].ends_at)
         ends_at = starts_at + self._lease_size * self._interval
-        self._leases[phone_number_id] = _Lease(next_at=starts_at, ends_at=ends_at)
+        leases.append(_Lease(next_at=starts_at, ends_at=ends_at))
         self._fallback.follow(phone_number_id, ends_at)
         return True
 
     async def aclose(self) -> None:
+        for pending in self._pending.values():
+            pending.cancel()  # a lease asked for ahead that nobody will use
         await self._redis.aclose()
 
 
