@@ -59,9 +59,9 @@ from wacrm.worker.runner import WorkerContext
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 50
+BATCH_SIZE = 100
 LANES = 3
-RUN_SECONDS = 2.0  # a job run keeps sending this long, then lets the other jobs run
+RUN_SECONDS = 4.0  # a job run keeps sending this long, then lets the other jobs run
 RECORD_ATTEMPTS = 5  # about 30 s of a database that doesn't answer
 MAX_CLAIMS = 3  # a batch that cannot be prepared is retried this often, then fails
 
