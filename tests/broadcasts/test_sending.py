@@ -76,7 +76,8 @@ async def test_a_thousand_recipients_are_each_sent_once_and_counts_follow_status
         async def callbacks_posted():
             return served.state.sandbox.webhooks.pending == 0  # each processed before its 200
 
-        assert await eventually(callbacks_posted, seconds=180)
+        # 3,000 callbacks into SQLite take ~150 s on an idle 2-core machine, ~190 s on a busy one.
+        assert await eventually(callbacks_posted, seconds=360)
         while await apply_early_statuses(database):
             pass
         final = (await get_json(http, url, key.headers))["data"]
