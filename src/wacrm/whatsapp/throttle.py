@@ -148,7 +148,8 @@ class SharedThrottle:
         # here would add the request's latency to every lease.
         loop = asyncio.get_running_loop()
         local_next = self._fallback.next_at(phone_number_id) if self._degraded else 0.0
-        backlog_us = max(0, round((local_next - loop.time()) * 1_000_000))
+        asked_at = loop.time()
+        backlog_us = max(0, round((local_next - asked_at) * 1_000_000))
         try:
             wait_us = await self._reserve(
                 keys=[KEY_PREFIX + phone_number_id],
@@ -163,12 +164,15 @@ class SharedThrottle:
         if self._degraded:
             logger.warning("the send throttle is shared through Redis again")
             self._degraded = False
-        starts_at = loop.time() + int(wait_us) / 1_000_000
+        # Redis counted from a moment between asking and answering: the lease is used from
+        # the latest it can have started to the earliest it can have ended, so a late answer
+        # (a busy event loop) loses slots and never uses one Redis has given to another
+        # process. Nor may round-trip jitter overlap it with the lease before.
+        wait = int(wait_us) / 1_000_000
         leases = self._leases.setdefault(phone_number_id, deque())
-        if leases:  # Redis made them consecutive; the round trips' jitter must not overlap them
-            starts_at = max(starts_at, leases[-1].ends_at)
-        ends_at = starts_at + self._lease_size * self._interval
-        leases.append(_Lease(next_at=starts_at, ends_at=ends_at))
+        starts_at = max(loop.time() + wait, leases[-1].ends_at if leases else 0.0)
+        ends_at = asked_at + wait + self._lease_size * self._interval
+        leases.append(_Lease(next_at=starts_at, ends_at=max(starts_at, ends_at)))
         self._fallback.follow(phone_number_id, ends_at)
         return True
 
