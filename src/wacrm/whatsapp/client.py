@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from wacrm import __version__
 from wacrm.channels.service import ChannelCredentials
@@ -26,6 +28,8 @@ from wacrm.whatsapp.templates import ApprovedTemplate, approved_templates
 from wacrm.whatsapp.throttle import number_throttle
 
 logger = logging.getLogger(__name__)
+
+_Proxy = tuple[URL | None, aiohttp.BasicAuth | None]
 
 # A page waits for the template list: a slow Graph API must not hang it for long.
 TEMPLATES_TIMEOUT_SECONDS = 5.0
@@ -121,6 +125,7 @@ class CloudApiClient:
         self._ssl: ssl_module.SSLContext | bool = ssl if ssl is not None else True
         self._throttle = number_throttle(settings.whatsapp_messages_per_second, settings.redis_url)
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str | None], _Proxy] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         # Made on first use: an aiohttp session belongs to the event loop it was made in.
@@ -150,10 +155,16 @@ class CloudApiClient:
 
     async def send(self, creds: ChannelCredentials, payload: dict[str, Any]) -> SendResult:
         """Send one message (a body from ``wacrm.whatsapp.payloads``), waiting for the throttle."""
+        url = self.messages_url(creds)
+        try:
+            _check_url(url)
+        except ValueError as exc:
+            # A misconfigured base URL: nothing was sent, and retrying cannot help.
+            raise MetaError(f"Invalid Cloud API URL for {creds.phone_number_id}: {exc}") from exc
         await self._throttle.wait(creds.phone_number_id)
         headers = {"Authorization": f"Bearer {creds.access_token}"}
         try:
-            answer = await self._post(self.messages_url(creds), payload, headers)
+            answer = await self._post(url, payload, headers)
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             # A misconfigured base URL: nothing was sent, and retrying cannot help.
             raise MetaError(f"Invalid Cloud API URL for {creds.phone_number_id}: {exc}") from exc
@@ -179,10 +190,29 @@ class CloudApiClient:
         raise error
 
     async def _post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> _Answer:
+        proxy, proxy_auth = self._proxy_for(url)
         async with self._http().post(
-            url, json=payload, headers=headers, allow_redirects=False
+            url,
+            json=payload,
+            headers=headers,
+            allow_redirects=False,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
         ) as response:
             return _Answer(response.status, await response.read())
+
+    def _proxy_for(self, url: str) -> _Proxy:
+        """The proxy the environment names for this URL (HTTP(S)_PROXY, NO_PROXY), as httpx
+        used it: looked up once per scheme and host, not per send. (aiohttp's own
+        ``trust_env`` would also read ~/.netrc on every request, in a thread.)"""
+        parsed = URL(url)
+        key = (parsed.scheme, parsed.host)
+        if key not in self._proxies:
+            try:
+                self._proxies[key] = get_env_proxy_for_url(parsed)
+            except LookupError:
+                self._proxies[key] = (None, None)
+        return self._proxies[key]
 
     async def approved_templates(self, creds: ChannelCredentials) -> list[ApprovedTemplate]:
         """The approved templates of the number's business account (its first 200).
@@ -194,19 +224,37 @@ class CloudApiClient:
         url = f"{creds.base_url.rstrip('/')}/{self._version}/{creds.waba_id}/message_templates"
         params = {"status": "APPROVED", "fields": "name,language,status,category,components"}
         try:
+            _check_url(url)
+            proxy, proxy_auth = self._proxy_for(url)
             async with self._http().get(
                 url,
                 params={**params, "limit": "200"},
                 headers={"Authorization": f"Bearer {creds.access_token}"},
                 timeout=aiohttp.ClientTimeout(total=TEMPLATES_TIMEOUT_SECONDS),
                 allow_redirects=False,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             ) as response:
                 answer = _Answer(response.status, await response.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise MetaError(f"Cloud API unreachable: {type(exc).__name__}", not_sent=True) from exc
         if not answer.is_success:
             raise _refusal(answer)
         return approved_templates(answer.json())
+
+
+def _check_url(url: str) -> None:
+    """Raise ``ValueError`` for a URL aiohttp would fail on before sending anything, with an
+    error of its own (not a ``ClientError``): credentials in it (they would clash with the
+    bearer token), or a host name that cannot be encoded (an empty or 64+ character label)."""
+    parsed = URL(url)
+    if parsed.user is not None or parsed.password is not None:
+        raise ValueError("the URL must not carry credentials")
+    if parsed.raw_host:
+        try:
+            parsed.raw_host.encode("idna")
+        except UnicodeError as exc:
+            raise ValueError(f"invalid host name: {exc}") from None
 
 
 @dataclass(frozen=True)
