@@ -28,7 +28,7 @@ KEY_PREFIX = "wacrm:send-slot:"
 # Redis's own clock, so processes with skewed clocks agree. ARGV[1]: the interval between
 # slots; ARGV[2]: microseconds of slots this process already gave out in-process (while
 # Redis was away), not to be given again; ARGV[3]: how many consecutive slots to take.
-# Returns microseconds until the first of them.
+# Returns the first of them and Redis's now, in microseconds of Redis's clock.
 _RESERVE_SLOTS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -36,8 +36,9 @@ local taken = tonumber(redis.call('GET', KEYS[1]) or '0')
 local slot = math.max(now + tonumber(ARGV[2]), taken)
 local ends = slot + tonumber(ARGV[1]) * tonumber(ARGV[3])
 redis.call('SET', KEYS[1], string.format('%d', ends), 'PX', 60000)
-return slot - now
+return {slot, now}
 """
+CLOCK_SAMPLES_SECONDS = 60.0  # how long an answer's timing bounds Redis's clock (drift, steps)
 
 
 class LocalThrottle:
@@ -64,6 +65,29 @@ class LocalThrottle:
 
     async def aclose(self) -> None:
         return None
+
+
+class _RedisClock:
+    """Where Redis's clock sits on this event loop's: ``loop time = redis time - offset``.
+
+    Redis read its clock somewhere between asking and answering, so each answer bounds the
+    offset to an interval; the answers of the last minute together bound it to about the
+    shortest round trip, however late any one answer was handled (a busy event loop)."""
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, float, float]] = deque()  # (answered_at, low, high)
+
+    def add(self, redis_now: float, asked_at: float, answered_at: float) -> None:
+        self._samples.append((answered_at, redis_now - answered_at, redis_now - asked_at))
+        while self._samples[0][0] < answered_at - CLOCK_SAMPLES_SECONDS:
+            self._samples.popleft()
+        low, high = self.offsets()
+        if low > high:  # Redis's clock stepped (or drifted): only the newest answer holds
+            self._samples = deque([self._samples[-1]])
+
+    def offsets(self) -> tuple[float, float]:
+        """The lowest and highest the offset can be."""
+        return max(s[1] for s in self._samples), min(s[2] for s in self._samples)
 
 
 @dataclass
@@ -94,6 +118,7 @@ class SharedThrottle:
         self._retry_shared_at = 0.0
         self._degraded = False
         self._leases: dict[str, deque[_Lease]] = {}
+        self._clock = _RedisClock()
         self._pending: dict[str, asyncio.Future[bool]] = {}
 
     async def wait(self, phone_number_id: str) -> None:
@@ -151,7 +176,7 @@ class SharedThrottle:
         asked_at = loop.time()
         backlog_us = max(0, round((local_next - asked_at) * 1_000_000))
         try:
-            wait_us = await self._reserve(
+            slot_us, now_us = await self._reserve(
                 keys=[KEY_PREFIX + phone_number_id],
                 args=[self._interval_us, backlog_us, self._lease_size],
             )
@@ -164,14 +189,15 @@ class SharedThrottle:
         if self._degraded:
             logger.warning("the send throttle is shared through Redis again")
             self._degraded = False
-        # Redis counted from a moment between asking and answering: the lease is used from
-        # the latest it can have started to the earliest it can have ended, so a late answer
-        # (a busy event loop) loses slots and never uses one Redis has given to another
-        # process. Nor may round-trip jitter overlap it with the lease before.
-        wait = int(wait_us) / 1_000_000
+        # The lease is used from the latest it can have started here to the earliest it can
+        # have ended, so this process never uses a slot Redis gave another (a late answer
+        # cost two workers double the rate for half a lease), and never overlaps its leases.
+        self._clock.add(int(now_us) / 1_000_000, asked_at, loop.time())
+        low, high = self._clock.offsets()
+        first = int(slot_us) / 1_000_000
         leases = self._leases.setdefault(phone_number_id, deque())
-        starts_at = max(loop.time() + wait, leases[-1].ends_at if leases else 0.0)
-        ends_at = asked_at + wait + self._lease_size * self._interval
+        starts_at = max(first - low, leases[-1].ends_at if leases else 0.0)
+        ends_at = first + self._lease_size * self._interval - high
         leases.append(_Lease(next_at=starts_at, ends_at=max(starts_at, ends_at)))
         self._fallback.follow(phone_number_id, ends_at)
         return True
