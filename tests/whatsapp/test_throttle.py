@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from tests.conftest import TEST_REDIS_URL
-from wacrm.whatsapp.throttle import LocalThrottle, SharedThrottle, number_throttle
+from wacrm.whatsapp.throttle import LocalThrottle, SharedThrottle, _RedisClock, number_throttle
 
 NEEDS_REDIS = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs WACRM_TEST_REDIS_URL")
 
@@ -197,3 +197,15 @@ async def test_the_next_lease_is_asked_for_before_the_current_one_runs_out(
     finally:
         await throttle.aclose()
     assert waited_for_redis == 1  # the first send only
+
+
+def test_redis_clock_bounds_narrow_with_answers_and_follow_a_step() -> None:
+    clock = _RedisClock()
+    # Redis's clock is 1,000 s ahead of the loop's; round trips of 4 ms and 2 ms.
+    clock.add(redis_now=1_010.002, asked_at=10.000, answered_at=10.004)
+    assert clock.offsets() == pytest.approx((999.998, 1_000.002))
+    clock.add(redis_now=1_020.001, asked_at=20.000, answered_at=20.002)
+    assert clock.offsets() == pytest.approx((999.999, 1_000.001))  # the shortest trip
+    # Redis's clock is stepped 5 s forward: the old answers no longer hold.
+    clock.add(redis_now=1_035.001, asked_at=30.000, answered_at=30.002)
+    assert clock.offsets() == pytest.approx((1_004.999, 1_005.001))
