@@ -209,3 +209,71 @@ def test_redis_clock_bounds_narrow_with_answers_and_follow_a_step() -> None:
     # Redis's clock is stepped 5 s forward: the old answers no longer hold.
     clock.add(redis_now=1_035.001, asked_at=30.000, answered_at=30.002)
     assert clock.offsets() == pytest.approx((1_004.999, 1_005.001))
+
+
+@NEEDS_REDIS
+async def test_every_slot_of_a_lease_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # At 80/s a lease is 4 slots. Placing a lease a round trip short of its end lost its last
+    # slot every time: one worker sent 60/s at a configured 80.
+    assert TEST_REDIS_URL
+    throttle = SharedThrottle(80, TEST_REDIS_URL)
+    calls = 0
+    reserve = throttle._reserve
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await reserve(*args, **kwargs)
+
+    monkeypatch.setattr(throttle, "_reserve", counted)
+    number = uuid.uuid4().hex
+    try:
+        for _ in range(40):  # ten leases' worth, one send after another
+            await throttle.wait(number)
+    finally:
+        await throttle.aclose()
+    assert calls <= 11  # ten, and the next one asked for ahead (three slots a lease: 14)
+
+
+@NEEDS_REDIS
+async def test_an_outage_backlog_is_passed_even_if_another_number_recovered_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Number X queued 0.3 s of sends in-process during an outage; number Y got its lease
+    # first when Redis returned. X's backlog must still reach Redis, or X sends its queued
+    # and its leased slots side by side: twice the rate.
+    assert TEST_REDIS_URL
+    throttle = SharedThrottle(1000, TEST_REDIS_URL)
+    x, y = uuid.uuid4().hex, uuid.uuid4().hex
+    try:
+        reserve = throttle._reserve
+
+        async def unreachable(*args: object, **kwargs: object) -> int:
+            raise ConnectionError("redis is away")
+
+        monkeypatch.setattr(throttle, "_reserve", unreachable)
+        started = time.monotonic()
+        outage = asyncio.gather(*(throttle.wait(x) for _ in range(300)))  # 0.3 s in-process
+        await asyncio.sleep(0.01)  # the lease request failed: spaced in-process
+        assert throttle._degraded
+        monkeypatch.setattr(throttle, "_reserve", reserve)
+        throttle._retry_shared_at = 0.0
+        await throttle.wait(y)  # another number is leased first: "shared again"
+        await asyncio.gather(outage, *(throttle.wait(x) for _ in range(100)))
+        assert time.monotonic() - started >= 0.39  # 399 intervals of 1 ms
+    finally:
+        await throttle.aclose()
+
+
+@NEEDS_REDIS
+async def test_a_low_rate_of_one_slot_per_lease_still_sends() -> None:
+    # Below 30/s a lease is one slot: shortened by the round trip, none ever fitted.
+    assert TEST_REDIS_URL
+    throttle = SharedThrottle(20, TEST_REDIS_URL)
+    number = uuid.uuid4().hex
+    try:
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(throttle.wait(number) for _ in range(3))), 2)
+        assert time.monotonic() - started >= 0.1  # two intervals of 50 ms
+    finally:
+        await throttle.aclose()

@@ -39,6 +39,7 @@ redis.call('SET', KEYS[1], string.format('%d', ends), 'PX', 60000)
 return {slot, now}
 """
 CLOCK_SAMPLES_SECONDS = 60.0  # how long an answer's timing bounds Redis's clock (drift, steps)
+CLOCK_DRIFT = 1e-4  # seconds per second two unsynchronised clocks may drift apart
 
 
 class LocalThrottle:
@@ -86,8 +87,12 @@ class _RedisClock:
             self._samples = deque([self._samples[-1]])
 
     def offsets(self) -> tuple[float, float]:
-        """The lowest and highest the offset can be."""
-        return max(s[1] for s in self._samples), min(s[2] for s in self._samples)
+        """The lowest and highest the offset can be, each answer's bounds widened by how far
+        the two clocks may have drifted apart since (100 ppm: clocks without NTP)."""
+        newest = self._samples[-1][0]
+        low = max(s[1] - (newest - s[0]) * CLOCK_DRIFT for s in self._samples)
+        high = min(s[2] + (newest - s[0]) * CLOCK_DRIFT for s in self._samples)
+        return low, high
 
 
 @dataclass
@@ -117,6 +122,7 @@ class SharedThrottle:
         self._fallback = LocalThrottle(per_second)
         self._retry_shared_at = 0.0
         self._degraded = False
+        self._spaced_locally: set[str] = set()  # numbers with in-process slots since a lease
         self._leases: dict[str, deque[_Lease]] = {}
         self._clock = _RedisClock()
         self._pending: dict[str, asyncio.Future[bool]] = {}
@@ -124,6 +130,7 @@ class SharedThrottle:
     async def wait(self, phone_number_id: str) -> None:
         while (slot := self._take(phone_number_id)) is None:
             if time.monotonic() < self._retry_shared_at or not await self._leased(phone_number_id):
+                self._spaced_locally.add(phone_number_id)
                 await self._fallback.wait(phone_number_id)  # Redis is away
                 return
         delay = slot - asyncio.get_running_loop().time()
@@ -152,7 +159,9 @@ class SharedThrottle:
         while leases:
             lease = leases[0]
             slot = max(now, lease.next_at)
-            if slot + self._interval > lease.ends_at + 1e-9:  # used up or past
+            # The last slot starts an interval before the end; a start moved later by clock
+            # jitter (a fraction of a round trip) must not lose it.
+            if slot > lease.ends_at - self._interval / 2:  # used up or past
                 if len(leases) == 1:
                     return None  # kept: the next lease starts after it
                 leases.popleft()
@@ -169,10 +178,12 @@ class SharedThrottle:
         # The in-process spacing follows every slot this process took, from Redis or not:
         # slots given out during an outage are passed on to Redis when it returns, and an
         # outage starts after the slots Redis gave (either way, no doubled rate meanwhile).
-        # Only an outage's slots are passed: Redis knows its own, and a backlog counted from
-        # here would add the request's latency to every lease.
+        # Only an outage's slots are passed (per number: another may have had its lease
+        # already): Redis knows its own, and a backlog counted from here would add the
+        # request's latency to every lease.
         loop = asyncio.get_running_loop()
-        local_next = self._fallback.next_at(phone_number_id) if self._degraded else 0.0
+        outage = phone_number_id in self._spaced_locally
+        local_next = self._fallback.next_at(phone_number_id) if outage else 0.0
         asked_at = loop.time()
         backlog_us = max(0, round((local_next - asked_at) * 1_000_000))
         try:
@@ -189,16 +200,17 @@ class SharedThrottle:
         if self._degraded:
             logger.warning("the send throttle is shared through Redis again")
             self._degraded = False
-        # The lease is used from the latest it can have started here to the earliest it can
-        # have ended, so this process never uses a slot Redis gave another (a late answer
-        # cost two workers double the rate for half a lease), and never overlaps its leases.
+        # Placed where Redis's slots fall on this loop's clock at the latest: never early, and
+        # late by at most the shortest round trip, however late this answer was handled (a
+        # late answer placed as it came cost two workers double the rate for half a lease).
+        self._spaced_locally.discard(phone_number_id)
         self._clock.add(int(now_us) / 1_000_000, asked_at, loop.time())
-        low, high = self._clock.offsets()
-        first = int(slot_us) / 1_000_000
+        low, _high = self._clock.offsets()
+        first = int(slot_us) / 1_000_000 - low
+        ends_at = first + self._lease_size * self._interval
         leases = self._leases.setdefault(phone_number_id, deque())
-        starts_at = max(first - low, leases[-1].ends_at if leases else 0.0)
-        ends_at = first + self._lease_size * self._interval - high
-        leases.append(_Lease(next_at=starts_at, ends_at=max(starts_at, ends_at)))
+        starts_at = max(first, leases[-1].ends_at if leases else 0.0)  # never overlapping
+        leases.append(_Lease(next_at=starts_at, ends_at=ends_at))
         self._fallback.follow(phone_number_id, ends_at)
         return True
 
