@@ -29,7 +29,7 @@ from wacrm.whatsapp.throttle import number_throttle
 
 logger = logging.getLogger(__name__)
 
-_Proxy = tuple[URL | None, aiohttp.BasicAuth | None]
+_Route = tuple[URL | None, aiohttp.BasicAuth | None]  # the proxy to go through, its login
 
 # A page waits for the template list: a slow Graph API must not hang it for long.
 TEMPLATES_TIMEOUT_SECONDS = 5.0
@@ -125,7 +125,7 @@ class CloudApiClient:
         self._ssl: ssl_module.SSLContext | bool = ssl if ssl is not None else True
         self._throttle = number_throttle(settings.whatsapp_messages_per_second, settings.redis_url)
         self._session: aiohttp.ClientSession | None = None
-        self._proxies: dict[tuple[str, str | None], _Proxy] = {}
+        self._routes: dict[str, _Route] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         # Made on first use: an aiohttp session belongs to the event loop it was made in.
@@ -157,17 +157,15 @@ class CloudApiClient:
         """Send one message (a body from ``wacrm.whatsapp.payloads``), waiting for the throttle."""
         url = self.messages_url(creds)
         try:
-            _check_url(url)
+            route = self._route(url)  # before the throttle: a bad URL takes no slot
         except ValueError as exc:
-            # A misconfigured base URL: nothing was sent, and retrying cannot help.
-            raise MetaError(f"Invalid Cloud API URL for {creds.phone_number_id}: {exc}") from exc
+            raise _invalid_url(creds, exc) from exc
         await self._throttle.wait(creds.phone_number_id)
         headers = {"Authorization": f"Bearer {creds.access_token}"}
         try:
-            answer = await self._post(url, payload, headers)
+            answer = await self._post(url, payload, headers, route)
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
-            # A misconfigured base URL: nothing was sent, and retrying cannot help.
-            raise MetaError(f"Invalid Cloud API URL for {creds.phone_number_id}: {exc}") from exc
+            raise _invalid_url(creds, exc) from exc
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # No connection was made, so nothing reached Meta: safe to try again.
             logger.warning("cloud api unreachable for %s: %r", creds.phone_number_id, exc)
@@ -189,8 +187,10 @@ class CloudApiClient:
         )
         raise error
 
-    async def _post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> _Answer:
-        proxy, proxy_auth = self._proxy_for(url)
+    async def _post(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str], route: _Route
+    ) -> _Answer:
+        proxy, proxy_auth = route
         async with self._http().post(
             url,
             json=payload,
@@ -201,18 +201,21 @@ class CloudApiClient:
         ) as response:
             return _Answer(response.status, await response.read())
 
-    def _proxy_for(self, url: str) -> _Proxy:
-        """The proxy the environment names for this URL (HTTP(S)_PROXY, NO_PROXY), as httpx
-        used it: looked up once per scheme and host, not per send. (aiohttp's own
-        ``trust_env`` would also read ~/.netrc on every request, in a thread.)"""
-        parsed = URL(url)
-        key = (parsed.scheme, parsed.host)
-        if key not in self._proxies:
+    def _route(self, url: str) -> _Route:
+        """How to reach this URL: through the proxy the environment names for it
+        (HTTP(S)_PROXY, NO_PROXY), as httpx did, once ``_check_url`` passed it. Worked out
+        once per URL (one per number), not per send; aiohttp's own ``trust_env`` would also
+        read ~/.netrc on every request, in a thread. ``ValueError`` for an unusable URL."""
+        route = self._routes.get(url)
+        if route is None:
+            parsed = URL(url)
+            _check_url(parsed)
             try:
-                self._proxies[key] = get_env_proxy_for_url(parsed)
-            except LookupError:
-                self._proxies[key] = (None, None)
-        return self._proxies[key]
+                route = get_env_proxy_for_url(parsed)
+            except LookupError:  # no proxy for this host
+                route = (None, None)
+            self._routes[url] = route
+        return route
 
     async def approved_templates(self, creds: ChannelCredentials) -> list[ApprovedTemplate]:
         """The approved templates of the number's business account (its first 200).
@@ -224,8 +227,7 @@ class CloudApiClient:
         url = f"{creds.base_url.rstrip('/')}/{self._version}/{creds.waba_id}/message_templates"
         params = {"status": "APPROVED", "fields": "name,language,status,category,components"}
         try:
-            _check_url(url)
-            proxy, proxy_auth = self._proxy_for(url)
+            proxy, proxy_auth = self._route(url)
             async with self._http().get(
                 url,
                 params={**params, "limit": "200"},
@@ -243,11 +245,15 @@ class CloudApiClient:
         return approved_templates(answer.json())
 
 
-def _check_url(url: str) -> None:
+def _invalid_url(creds: ChannelCredentials, error: Exception) -> MetaError:
+    """A misconfigured base URL: nothing was sent, and retrying cannot help."""
+    return MetaError(f"Invalid Cloud API URL for {creds.phone_number_id}: {error}")
+
+
+def _check_url(parsed: URL) -> None:
     """Raise ``ValueError`` for a URL aiohttp would fail on before sending anything, with an
     error of its own (not a ``ClientError``): credentials in it (they would clash with the
     bearer token), or a host name that cannot be encoded (an empty or 64+ character label)."""
-    parsed = URL(url)
     if parsed.user is not None or parsed.password is not None:
         raise ValueError("the URL must not carry credentials")
     if parsed.raw_host:
